@@ -1,0 +1,1 @@
+"""Calibrations: file format, validation, verbal scale, shipped default, versioned store."""

@@ -1,0 +1,471 @@
+"""Reading and validating calibration files; every problem is reported at once.
+
+Each problem names the node (or section) and the field, so that a therapist editing a file
+by hand knows exactly where to look.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from calibration.schema import (
+    PARAMETERIZATIONS,
+    ROLES,
+    BehaviourCheck,
+    Calibration,
+    CheckItem,
+    EvidenceRule,
+    FixSpec,
+    Messages,
+    NodeSpec,
+    RedFlag,
+    column_key,
+)
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_PATH = DATA_DIR / "default.toml"
+SUM_TOLERANCE = 1e-6
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_STATE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+class CalibrationError(ValueError):
+    """A calibration that cannot be used; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: list[str], source: str = "calibration") -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+
+
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """Load and validate a calibration file (the shipped default when ``path`` is None)."""
+    file = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CalibrationError([f"file not found: {file}"], str(file)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalibrationError([f"cannot read {file}: {exc}"], str(file)) from None
+    return parse_calibration(text, base_dir=file.parent, source=str(file), path=file)
+
+
+def parse_calibration(
+    text: str,
+    base_dir: Path | None = None,
+    source: str = "calibration",
+    path: Path | None = None,
+) -> Calibration:
+    """Parse and validate calibration TOML text; raises :class:`CalibrationError`."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CalibrationError([f"not valid TOML: {exc}"], source) from None
+    problems: list[str] = []
+    warnings: list[str] = []
+    network = doc.get("network", {})
+    if not isinstance(network, dict):
+        problems.append("[network]: must be a table")
+        network = {}
+    nodes = _parse_nodes(doc.get("nodes"), problems)
+    if not problems:
+        _check_structure(nodes, problems)
+    if not problems:
+        _check_parameters(nodes, problems, warnings)
+
+    companions = tuple(network.get("companions", ()))
+    extra: dict[str, Any] = {}
+    for name in companions:
+        comp = _find_companion(name, base_dir)
+        if comp is None:
+            problems.append(f"[network] field 'companions': file {name!r} not found")
+            continue
+        try:
+            comp_doc = tomllib.loads(comp.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"companion {name}: not valid TOML: {exc}")
+            continue
+        for key, value in comp_doc.items():
+            extra.setdefault(key, value)
+    for key in ("flags", "evidence_rules", "fixes", "checks", "messages"):
+        if key in doc:
+            extra[key] = doc[key]
+
+    outcome = network.get("outcome")
+    outcome_absent = network.get("outcome_absent")
+    if outcome is not None and not problems:
+        if outcome not in nodes:
+            problems.append(f"[network] field 'outcome': unknown node {outcome!r}")
+        elif outcome_absent not in nodes[outcome].states:
+            problems.append(
+                f"[network] field 'outcome_absent': {outcome_absent!r} is not a state of "
+                f"{outcome!r} (allowed: {', '.join(nodes[outcome].states)})"
+            )
+
+    red_flags, rules, fixes, checks, messages = _parse_companions(extra, nodes, problems)
+    if problems:
+        raise CalibrationError(problems, source)
+    return Calibration(
+        nodes=nodes,
+        name=str(network.get("name", "")),
+        version=str(network.get("version", "")),
+        description=str(network.get("description", "")),
+        outcome=outcome,
+        outcome_absent=outcome_absent,
+        companions=companions,
+        red_flags=red_flags,
+        evidence_rules=rules,
+        fixes=fixes,
+        checks=checks,
+        messages=messages,
+        path=path,
+        warnings=tuple(warnings),
+    )
+
+
+def _find_companion(name: str, base_dir: Path | None) -> Path | None:
+    for folder in (base_dir, DATA_DIR):
+        if folder is not None and (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
+    if not isinstance(raw, dict) or not raw:
+        problems.append("[nodes]: no nodes defined (expected [nodes.<name>] tables)")
+        return {}
+    nodes: dict[str, NodeSpec] = {}
+    for name, spec in raw.items():
+        where = f"node {name!r}"
+        if not _NAME.match(name):
+            problems.append(f"{where}: name must match [a-z][a-z0-9_]*")
+        if not isinstance(spec, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        states = spec.get("states")
+        if not isinstance(states, list) or len(states) < 2:
+            problems.append(f"{where} field 'states': need a list of at least 2 states")
+            continue
+        if len(set(states)) != len(states):
+            dup = sorted({s for s in states if states.count(s) > 1})
+            problems.append(f"{where} field 'states': duplicate state(s) {', '.join(dup)}")
+        for s in states:
+            if not isinstance(s, str) or not _STATE.match(s):
+                problems.append(f"{where} field 'states': {s!r} must match [a-z0-9][a-z0-9_]*")
+        parents = spec.get("parents", [])
+        if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+            problems.append(f"{where} field 'parents': must be a list of node names")
+            parents = []
+        if len(set(parents)) != len(parents):
+            problems.append(f"{where} field 'parents': a parent is listed twice")
+        role = spec.get("role", "latent")
+        if role not in ROLES:
+            problems.append(f"{where} field 'role': {role!r} unknown (allowed: {', '.join(ROLES)})")
+        cpt = spec.get("cpt")
+        if cpt is None:
+            problems.append(
+                f"{where} field 'cpt': missing parameters (set cpt to one of "
+                f"{', '.join(PARAMETERIZATIONS)})"
+            )
+            continue
+        if cpt not in PARAMETERIZATIONS:
+            problems.append(
+                f"{where} field 'cpt': unknown parameterisation {cpt!r} "
+                f"(allowed: {', '.join(PARAMETERIZATIONS)})"
+            )
+            continue
+        params = spec.get(cpt)
+        if params is None:
+            problems.append(f"{where} field {cpt!r}: missing parameters for cpt = {cpt!r}")
+            continue
+        if cpt == "table" and isinstance(params, list):
+            params = {"": params}
+        if not isinstance(params, dict):
+            problems.append(f"{where} field {cpt!r}: must be a table of columns")
+            continue
+        confidence = spec.get("confidence", 10)
+        if not isinstance(confidence, (int, float)) or not confidence > 0:
+            problems.append(f"{where} field 'confidence': must be a positive number")
+            confidence = 10
+        labels = spec.get("state_labels", {})
+        nodes[name] = NodeSpec(
+            name=name,
+            states=tuple(states),
+            parents=tuple(parents),
+            role=role,
+            label=str(spec.get("label", "")),
+            question=str(spec.get("question", "")),
+            help=str(spec.get("help", "")),
+            state_labels=dict(labels) if isinstance(labels, dict) else {},
+            ordinal=bool(spec.get("ordinal", False)),
+            cpt=cpt,
+            params=params,
+            leak=spec.get("leak"),
+            confidence=float(confidence),
+            rationale=str(spec.get("rationale", "")),
+            source=str(spec.get("source", "")),
+            notes=dict(spec.get("notes", {})),
+        )
+    return nodes
+
+
+def _check_structure(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    for name, node in nodes.items():
+        for parent in node.parents:
+            if parent not in nodes:
+                problems.append(
+                    f"node {name!r} field 'parents': unknown parent {parent!r} "
+                    f"(known nodes: {', '.join(nodes)})"
+                )
+            else:
+                graph.add_edge(parent, name)
+    if not problems and not nx.is_directed_acyclic_graph(graph):
+        cycle = nx.find_cycle(graph)
+        path = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
+        problems.append(f"node {cycle[0][0]!r} field 'parents': cycle {path}")
+
+
+def _probability_list(
+    value: Any, card: int, where: str, problems: list[str], warnings: list[str]
+) -> list[float] | None:
+    if not isinstance(value, list) or not all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in value
+    ):
+        problems.append(f"{where}: must be a list of {card} numbers")
+        return None
+    if len(value) != card:
+        problems.append(f"{where}: has {len(value)} numbers, expected {card} (one per state)")
+        return None
+    bad = [x for x in value if not (0.0 <= x <= 1.0) or math.isnan(x)]
+    if bad:
+        problems.append(f"{where}: probability {bad[0]} is outside [0, 1]")
+        return None
+    total = float(sum(value))
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        problems.append(f"{where}: sums to {total:.6g}, must sum to 1 (within 1e-6)")
+        return None
+    if any(x == 0.0 for x in value):
+        warnings.append(f"{where}: has an exact zero, which makes some evidence impossible")
+    return [float(x) for x in value]
+
+
+def _check_parameters(
+    nodes: dict[str, NodeSpec], problems: list[str], warnings: list[str]
+) -> None:
+    for name, node in nodes.items():
+        where = f"node {name!r} field {node.cpt!r}"
+        parent_states = [nodes[p].states for p in node.parents]
+        if node.cpt == "table":
+            expected = {column_key(c) for c in itertools.product(*parent_states)}
+            got = set(node.params)
+            if got != expected:
+                missing = sorted(expected - got)
+                unknown = sorted(got - expected)
+                msg = f"{where}: table has {len(got)} column(s), expected {len(expected)}"
+                if missing:
+                    msg += f"; missing {', '.join(repr(m) for m in missing[:6])}"
+                if unknown:
+                    msg += f"; unknown {', '.join(repr(u) for u in unknown[:6])}"
+                if not node.parents:
+                    msg += "; a node without parents takes one list: table = [..]"
+                problems.append(msg)
+                continue
+            for key, col in node.params.items():
+                label = f"{where} column {key!r}" if node.parents else where
+                _probability_list(col, node.card, label, problems, warnings)
+            continue
+        if not node.parents:
+            problems.append(f"{where}: a canonical model needs parents; use cpt = 'table'")
+            continue
+        if node.cpt == "noisy_or" and node.card != 2:
+            problems.append(f"{where}: noisy_or needs exactly 2 states (absent, present)")
+            continue
+        leak_where = f"node {name!r} field 'leak'"
+        if node.cpt == "noisy_or":
+            leak_ok = isinstance(node.leak, (int, float)) and 0 <= node.leak < 1
+            if not leak_ok:
+                problems.append(f"{leak_where}: noisy_or needs a leak in [0, 1)")
+                continue
+            leak_dist = [1 - float(node.leak), float(node.leak)]
+        else:
+            leak_dist = _probability_list(node.leak, node.card, leak_where, problems, warnings)
+            if leak_dist is None:
+                continue
+        leak_cum = np.cumsum(leak_dist)
+        for parent, by_state in node.params.items():
+            pwhere = f"node {name!r} field '{node.cpt}.{parent}'"
+            if parent not in node.parents:
+                problems.append(
+                    f"{pwhere}: {parent!r} is not a parent (parents: {', '.join(node.parents)})"
+                )
+                continue
+            states = nodes[parent].states
+            if not isinstance(by_state, dict):
+                problems.append(f"{pwhere}: must map parent states to parameters")
+                continue
+            unknown = [s for s in by_state if s not in states]
+            if unknown:
+                problems.append(
+                    f"{pwhere}: unknown state {unknown[0]!r} (allowed: {', '.join(states)})"
+                )
+                continue
+            if len(states) - len(by_state) != 1:
+                problems.append(
+                    f"{pwhere}: list every state but exactly one (the off state); "
+                    f"{len(by_state)} of {len(states)} listed"
+                )
+            for state, value in by_state.items():
+                swhere = f"{pwhere}.{state}"
+                if node.cpt == "noisy_or":
+                    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                        problems.append(f"{swhere}: probability {value!r} is outside [0, 1]")
+                    elif value < leak_dist[1] - 1e-12:
+                        problems.append(
+                            f"{swhere}: {value} is below the leak {leak_dist[1]}; a parent "
+                            "state can only raise the probability"
+                        )
+                    elif value >= 1:
+                        warnings.append(f"{swhere}: probability 1 makes 'absent' impossible")
+                    continue
+                dist = _probability_list(value, node.card, swhere, problems, warnings)
+                if dist is not None and np.any(np.cumsum(dist) > leak_cum + 1e-9):
+                    problems.append(
+                        f"{swhere}: puts more weight on the low states than the leak does; "
+                        "a parent state can only push the node up"
+                    )
+        missing = [p for p in node.parents if p not in node.params]
+        if missing:
+            problems.append(
+                f"node {name!r} field {node.cpt!r}: missing parameters for parent(s) "
+                f"{', '.join(missing)}"
+            )
+
+
+def _states_or_list(value: Any) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _check_assignment(
+    mapping: Any, nodes: Mapping[str, NodeSpec], where: str, problems: list[str]
+) -> bool:
+    if not isinstance(mapping, dict):
+        problems.append(f"{where}: must map node names to states")
+        return False
+    ok = True
+    for node, states in mapping.items():
+        if node not in nodes:
+            problems.append(f"{where}: unknown node {node!r}")
+            ok = False
+            continue
+        for state in _states_or_list(states):
+            if state not in nodes[node].states:
+                problems.append(
+                    f"{where}: {state!r} is not a state of {node!r} "
+                    f"(allowed: {', '.join(nodes[node].states)})"
+                )
+                ok = False
+    return ok
+
+
+def _parse_companions(
+    doc: dict[str, Any], nodes: Mapping[str, NodeSpec], problems: list[str]
+) -> tuple[
+    tuple[RedFlag, ...],
+    tuple[EvidenceRule, ...],
+    dict[str, FixSpec],
+    tuple[BehaviourCheck, ...],
+    Messages,
+]:
+    flags: list[RedFlag] = []
+    for i, raw in enumerate(doc.get("flags", [])):
+        level = raw.get("level")
+        if level not in ("red", "amber") or "id" not in raw:
+            problems.append(f"flags[{i}]: needs an id and level 'red' or 'amber'")
+            continue
+        flags.append(
+            RedFlag(
+                id=raw["id"],
+                level=level,
+                question=raw.get("question", raw["id"]),
+                help=raw.get("help", ""),
+                message=raw.get("message", ""),
+                source=raw.get("source", ""),
+            )
+        )
+    rules: list[EvidenceRule] = []
+    for i, raw in enumerate(doc.get("evidence_rules", [])):
+        where = f"evidence_rules[{i}] field 'when'"
+        if nodes and _check_assignment(raw.get("when"), nodes, where, problems):
+            rules.append(
+                EvidenceRule(
+                    id=raw.get("id", f"rule_{i}"),
+                    level=raw.get("level", "amber"),
+                    when={k: _states_or_list(v) for k, v in raw["when"].items()},
+                    reason=raw.get("reason", ""),
+                )
+            )
+    fixes: dict[str, FixSpec] = {}
+    for target, raw in doc.get("fixes", {}).items():
+        good = raw.get("good_state")
+        if target not in nodes:
+            problems.append(f"fixes.{target}: unknown node {target!r}")
+            continue
+        if good not in nodes[target].states:
+            problems.append(
+                f"fixes.{target} field 'good_state': {good!r} is not a state "
+                f"(allowed: {', '.join(nodes[target].states)})"
+            )
+            continue
+        fixes[target] = FixSpec(
+            target=target,
+            good_state=good,
+            title=raw.get("title", target),
+            cues=tuple(raw.get("cues", ())),
+            drills=tuple(raw.get("drills", ())),
+            advice=raw.get("advice", ""),
+            source=raw.get("source", ""),
+        )
+    checks: list[BehaviourCheck] = []
+    for i, raw in enumerate(doc.get("checks", [])):
+        cid = raw.get("id", f"check_{i}")
+        items: list[CheckItem] = []
+        for j, item in enumerate(raw.get("descending", [])):
+            where = f"checks {cid!r} descending[{j}]"
+            target = item.get("target", raw.get("target", ""))
+            node, _, state = str(target).partition("=")
+            if node not in nodes or state not in nodes[node].states:
+                problems.append(f"{where} field 'target': {target!r} is not node=state")
+                continue
+            evidence = item.get("evidence", {})
+            if _check_assignment(evidence, nodes, f"{where} field 'evidence'", problems):
+                items.append(CheckItem(target=(node, state), evidence=dict(evidence)))
+        if len(items) < 2:
+            problems.append(f"checks {cid!r} field 'descending': needs at least 2 valid items")
+            continue
+        checks.append(
+            BehaviourCheck(
+                id=cid,
+                description=raw.get("description", ""),
+                items=tuple(items),
+                margin=float(raw.get("margin", 0.0)),
+            )
+        )
+    msgs = doc.get("messages", {})
+    defaults = Messages()
+    messages = Messages(
+        red=msgs.get("red", defaults.red),
+        amber=msgs.get("amber", defaults.amber),
+        disclaimer=msgs.get("disclaimer", defaults.disclaimer),
+    )
+    return tuple(flags), tuple(rules), fixes, tuple(checks), messages

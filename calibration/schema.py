@@ -1,0 +1,188 @@
+"""The in-memory form of a calibration: frozen dataclasses, generic over any discrete network."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calibration.canonical import noisy_max_table, noisy_or_table
+
+ROLES = ("context", "technique", "latent", "cause", "symptom")
+OBSERVABLE_ROLES = ("context", "technique", "symptom")
+PARAMETERIZATIONS = ("table", "noisy_or", "noisy_max")
+
+
+def column_key(states: tuple[str, ...]) -> str:
+    """The TOML key of one table column: the parents' states joined by commas."""
+    return ",".join(states)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node: its vocabulary, wording and parameters.
+
+    ``params`` holds the parameterisation-specific numbers exactly as written in the file:
+    for ``table`` a mapping column key -> distribution (roots: key ``""``); for
+    ``noisy_or`` parent -> {state: p}; for ``noisy_max`` parent -> {state: distribution}.
+    """
+
+    name: str
+    states: tuple[str, ...]
+    parents: tuple[str, ...] = ()
+    role: str = "latent"
+    label: str = ""
+    question: str = ""
+    help: str = ""
+    state_labels: Mapping[str, str] = field(default_factory=dict)
+    ordinal: bool = False
+    cpt: str = "table"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    leak: Any = None
+    confidence: float = 10.0
+    rationale: str = ""
+    source: str = ""
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def card(self) -> int:
+        return len(self.states)
+
+    @property
+    def observable(self) -> bool:
+        return self.role in OBSERVABLE_ROLES
+
+    def state_label(self, state: str) -> str:
+        return self.state_labels.get(state, state.replace("_", " "))
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    id: str
+    level: str
+    question: str
+    help: str = ""
+    message: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class EvidenceRule:
+    """An amber/red rule that fires from network evidence (all ``when`` items must hold)."""
+
+    id: str
+    level: str
+    when: Mapping[str, tuple[str, ...]]
+    reason: str
+
+
+@dataclass(frozen=True)
+class FixSpec:
+    target: str
+    good_state: str
+    title: str
+    cues: tuple[str, ...] = ()
+    drills: tuple[str, ...] = ()
+    advice: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    target: tuple[str, str]
+    evidence: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class BehaviourCheck:
+    """An ordering of posteriors that every calibration of this domain must respect."""
+
+    id: str
+    description: str
+    items: tuple[CheckItem, ...]
+    margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class Messages:
+    red: str = "A warning sign you reported needs a clinician's assessment before anything else."
+    amber: str = "Get assessed before your next heavy session."
+    disclaimer: str = (
+        "Decision support, not a diagnosis. It does not replace an assessment by a clinician."
+    )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A whole calibrated network plus its domain companions (red flags, fixes, checks)."""
+
+    nodes: Mapping[str, NodeSpec]
+    name: str = ""
+    version: str = ""
+    description: str = ""
+    outcome: str | None = None
+    outcome_absent: str | None = None
+    companions: tuple[str, ...] = ()
+    red_flags: tuple[RedFlag, ...] = ()
+    evidence_rules: tuple[EvidenceRule, ...] = ()
+    fixes: Mapping[str, FixSpec] = field(default_factory=dict)
+    checks: tuple[BehaviourCheck, ...] = ()
+    messages: Messages = field(default_factory=Messages)
+    path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def variables(self) -> dict[str, list[str]]:
+        return {name: list(n.states) for name, n in self.nodes.items()}
+
+    @property
+    def causes(self) -> list[str]:
+        return [name for name, n in self.nodes.items() if n.role == "cause"]
+
+    def cpt(self, name: str) -> np.ndarray:
+        """The full table of ``name`` in columns layout: shape ``(*parent_cards, card)``."""
+        node = self.nodes[name]
+        parent_states = [self.nodes[p].states for p in node.parents]
+        if node.cpt == "table":
+            shape = (*(len(s) for s in parent_states), node.card)
+            table = np.empty(shape)
+            for combo in itertools.product(*parent_states):
+                idx = tuple(s.index(v) for s, v in zip(parent_states, combo, strict=True))
+                table[idx] = node.params[column_key(combo)]
+            return table
+        by_index = {node.parents.index(p): v for p, v in node.params.items()}
+        if node.cpt == "noisy_or":
+            return noisy_or_table(parent_states, by_index, float(node.leak))
+        return noisy_max_table(parent_states, node.card, by_index, node.leak)
+
+    def cpts(self) -> dict[str, np.ndarray]:
+        return {name: self.cpt(name) for name in self.nodes}
+
+    def columns(self, name: str) -> list[tuple[str, ...]]:
+        """Parent configurations of ``name`` in table order (last parent fastest)."""
+        node = self.nodes[name]
+        return list(itertools.product(*(self.nodes[p].states for p in node.parents)))
+
+    def with_table(self, name: str, table: np.ndarray, **changes: Any) -> Calibration:
+        """A copy in which ``name`` is given as a full table (columns layout)."""
+        node = self.nodes[name]
+        arr = np.asarray(table, dtype=float).reshape(-1, node.card)
+        params = {
+            column_key(combo): [float(x) for x in arr[i]]
+            for i, combo in enumerate(self.columns(name))
+        }
+        new_node = replace(node, cpt="table", params=params, leak=None, **changes)
+        return self.with_node(new_node)
+
+    def with_node(self, node: NodeSpec) -> Calibration:
+        nodes = dict(self.nodes)
+        nodes[node.name] = node
+        return replace(self, nodes=nodes)

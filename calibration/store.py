@@ -1,0 +1,794 @@
+"""The versioned calibration store: one SQLite database file (stdlib ``sqlite3`` only).
+
+What lives in the store
+-----------------------
+* **Calibration versions** — immutable rows (id, parent id, author, note, created_at, SHA-256
+  content hash, the TOML text). The TOML text is opaque here; only its hash is computed.
+* **The active pointer** — exactly one active version. Activating and rolling back only move
+  this pointer; versions are never edited or deleted (SQL triggers refuse it).
+* **Cases** — evidence ``{node: state}``, adjudicated causes ``{cause: state}`` (may be empty),
+  the follow-up outcome (may be ``None``), therapist and timestamp.
+* **The audit log** — who did what and when, written in the same transaction as the change it
+  records, and append-only.
+
+Safety properties
+-----------------
+* WAL journal, ``busy_timeout``, ``synchronous=FULL``; every write is one ``BEGIN IMMEDIATE``
+  transaction, so a crash mid-save leaves the previous versions intact and the file readable,
+  and two writers either both succeed or one gets :class:`StoreBusyError`
+  ("store is busy, try again") with nothing half-written.
+* Our files carry ``PRAGMA application_id`` = :data:`APPLICATION_ID`. Before any SQLite
+  connection is opened, the file header is read with plain file I/O; a file that is not SQLite,
+  or SQLite without our application id, is refused with a :class:`StoreError` and is left
+  byte-for-byte untouched (no ``-wal``/``-shm`` files are created next to it either).
+* The schema version is ``PRAGMA user_version``; :data:`MIGRATIONS` are applied in order, each
+  in the same transaction as the version bump. A file from a newer knowpain is refused.
+
+Example::
+
+    store = Store(path, seed_toml=default_text)      # version 1 = the shipped default
+    v = store.add_version(new_text, author="dr_a", note="stiffer leak")
+    store.activate(v.id, who="dr_a")
+    store.rollback(who="dr_a")                         # back to the parent (version 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "APPLICATION_ID",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AuditEntry",
+    "CalibrationVersion",
+    "Case",
+    "NewCase",
+    "NotFoundError",
+    "Store",
+    "StoreBusyError",
+    "StoreError",
+    "content_hash",
+    "default_store_path",
+]
+
+#: ``PRAGMA application_id`` of every knowpain store: the ASCII bytes "KnPn".
+APPLICATION_ID = int.from_bytes(b"KnPn", "big")
+#: Environment variable naming the folder that holds ``knowpain.sqlite``.
+HOME_ENV = "KNOWPAIN_HOME"
+#: File name of the store inside ``$KNOWPAIN_HOME`` or the per-user data folder.
+STORE_FILENAME = "knowpain.sqlite"
+#: Default seconds to wait for another writer before raising :class:`StoreBusyError`.
+DEFAULT_TIMEOUT = 5.0
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+_BUSY_MESSAGE = "store is busy, try again"
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
+
+
+# --------------------------------------------------------------------------------------------
+# errors and records
+# --------------------------------------------------------------------------------------------
+
+
+class StoreError(RuntimeError):
+    """Any problem opening, reading or writing the store; the message says what to do."""
+
+
+class StoreBusyError(StoreError):
+    """Another process held the database past the timeout; nothing was written."""
+
+    def __init__(self, message: str = _BUSY_MESSAGE) -> None:
+        super().__init__(message)
+
+
+class NotFoundError(StoreError, LookupError):
+    """A version or case id that is not in the store."""
+
+
+@dataclass(frozen=True)
+class CalibrationVersion:
+    """One immutable calibration version."""
+
+    id: int
+    parent_id: int | None
+    author: str
+    note: str
+    created_at: datetime
+    content_hash: str  # hex SHA-256 of the UTF-8 TOML text
+    toml_text: str
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A case to be added (see :meth:`Store.add_cases`).
+
+    ``therapist`` overrides the therapist given to :meth:`Store.add_cases` for this case
+    (e.g. a ``therapist`` column in an imported CSV); ``None`` means "the importer".
+    """
+
+    evidence: dict[str, str]
+    adjudicated: dict[str, str] = field(default_factory=dict)
+    outcome: str | None = None
+    therapist: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """A stored case: evidence, adjudicated causes (may be empty) and follow-up outcome."""
+
+    id: int
+    evidence: dict[str, str]
+    adjudicated: dict[str, str]
+    outcome: str | None
+    therapist: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the append-only audit log."""
+
+    id: int
+    who: str
+    at: datetime
+    action: str
+    detail: str
+
+
+def content_hash(toml_text: str) -> str:
+    """Hex SHA-256 of ``toml_text`` encoded as UTF-8 (the hash stored with each version)."""
+    return hashlib.sha256(toml_text.encode("utf-8")).hexdigest()
+
+
+def default_store_path() -> Path:
+    """Where the store lives unless ``--store PATH`` says otherwise.
+
+    ``$KNOWPAIN_HOME/knowpain.sqlite`` if ``KNOWPAIN_HOME`` is set; otherwise a per-user data
+    folder: ``%LOCALAPPDATA%\\knowpain`` on Windows, ``~/Library/Application Support/knowpain``
+    on macOS, ``$XDG_DATA_HOME/knowpain`` (default ``~/.local/share/knowpain``) elsewhere.
+    The folder is not created here; :class:`Store` creates it on first use.
+    """
+    home = os.environ.get(HOME_ENV, "").strip()
+    if home:
+        return Path(home).expanduser() / STORE_FILENAME
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "knowpain" / STORE_FILENAME
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# --------------------------------------------------------------------------------------------
+# schema and migrations
+# --------------------------------------------------------------------------------------------
+
+# Schema v1 (the first released layout): no content hash, no adjudicated causes, no triggers.
+_SCHEMA_V1: tuple[str, ...] = (
+    """CREATE TABLE calibrations (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent_id  INTEGER REFERENCES calibrations(id),
+        author     TEXT NOT NULL,
+        note       TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        toml_text  TEXT NOT NULL)""",
+    """CREATE TABLE active_calibration (
+        singleton  INTEGER PRIMARY KEY CHECK (singleton = 1),
+        version_id INTEGER NOT NULL REFERENCES calibrations(id))""",
+    """CREATE TABLE cases (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        evidence   TEXT NOT NULL,
+        outcome    TEXT,
+        therapist  TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        who    TEXT NOT NULL,
+        at     TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '')""",
+)
+
+# Schema v2 (current): versions get a NOT NULL content hash (back-filled from the text), cases
+# get adjudicated causes, two tables are renamed, versions and the audit log become
+# append-only (triggers).
+_SCHEMA_V1_TO_V2: tuple[str, ...] = (
+    """CREATE TABLE calibration_versions (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent_id    INTEGER REFERENCES calibration_versions(id),
+        author       TEXT NOT NULL,
+        note         TEXT NOT NULL DEFAULT '',
+        created_at   TEXT NOT NULL,
+        content_hash TEXT NOT NULL CHECK (length(content_hash) = 64),
+        toml_text    TEXT NOT NULL)""",
+    """INSERT INTO calibration_versions
+        (id, parent_id, author, note, created_at, content_hash, toml_text)
+        SELECT id, parent_id, author, note, created_at, knowpain_sha256(toml_text), toml_text
+        FROM calibrations ORDER BY id""",
+    """CREATE TABLE active (
+        singleton  INTEGER PRIMARY KEY CHECK (singleton = 1),
+        version_id INTEGER NOT NULL REFERENCES calibration_versions(id))""",
+    "INSERT INTO active (singleton, version_id) SELECT singleton, version_id "
+    "FROM active_calibration",
+    "DROP TABLE active_calibration",
+    "DROP TABLE calibrations",
+    "ALTER TABLE cases ADD COLUMN adjudicated TEXT NOT NULL DEFAULT '{}'",
+    "ALTER TABLE audit RENAME TO audit_log",
+    """CREATE TRIGGER calibration_versions_no_update BEFORE UPDATE ON calibration_versions
+        BEGIN SELECT RAISE(ABORT, 'calibration versions are immutable'); END""",
+    """CREATE TRIGGER calibration_versions_no_delete BEFORE DELETE ON calibration_versions
+        BEGIN SELECT RAISE(ABORT, 'calibration versions are immutable'); END""",
+    """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+    """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+)
+
+
+def _run_script(conn: sqlite3.Connection, statements: Sequence[str]) -> None:
+    # executescript() would COMMIT the open transaction; run statement by statement instead.
+    for statement in statements:
+        conn.execute(statement)
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _SCHEMA_V1)
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    conn.create_function("knowpain_sha256", 1, content_hash, deterministic=True)
+    _run_script(conn, _SCHEMA_V1_TO_V2)
+    count = conn.execute("SELECT count(*) FROM calibration_versions").fetchone()[0]
+    if count:
+        conn.execute(
+            "INSERT INTO audit_log (who, at, action, detail) VALUES (?, ?, ?, ?)",
+            ("knowpain", _now(), "migrate",
+             f"schema 1 -> 2: content hashes computed for {count} version(s)"),
+        )
+
+
+#: ``MIGRATIONS[i]`` takes a database from schema ``i`` to ``i + 1``, inside one transaction.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_0_to_1, _migrate_1_to_2)
+#: The schema version this module reads and writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# the store
+# --------------------------------------------------------------------------------------------
+
+
+class Store:
+    """A versioned calibration and case store in one SQLite file.
+
+    ``Store(path)`` opens the file, creating it (and its folder) if missing and migrating an
+    older schema. ``path=None`` uses :func:`default_store_path`. If ``seed_toml`` is given and
+    the store has no versions yet, it becomes version 1 and is activated (see
+    :meth:`ensure_seeded`). ``timeout`` is how many seconds a write waits for another writer
+    before :class:`StoreBusyError` is raised.
+
+    A ``Store`` holds one connection and may be shared between threads; use it as a context
+    manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        seed_toml: str | None = None,
+        seed_author: str = "knowpain",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._path = Path(path) if path is not None else default_store_path()
+        self._timeout = float(timeout)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn = self._open()
+        if seed_toml is not None:
+            self.ensure_seeded(seed_toml, author=seed_author)
+
+    # ---- opening ----------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    def _refuse(self, why: str) -> StoreError:
+        return StoreError(
+            f"{self._path} {why}; it was left untouched. "
+            "Point knowpain at another file (--store PATH or KNOWPAIN_HOME)."
+        )
+
+    def _check_header(self) -> None:
+        """Refuse foreign or corrupt files using plain file I/O, before SQLite touches them."""
+        path = self._path
+        if path.is_dir():
+            raise StoreError(f"{path} is a folder, not a store file")
+        if not path.exists():
+            return
+        try:
+            with path.open("rb") as fh:
+                header = fh.read(_HEADER_SIZE)
+        except OSError as exc:
+            raise StoreError(f"cannot read the store {path}: {exc}") from exc
+        if not header:
+            return  # an empty file is an empty SQLite database: initialise it
+        if not header.startswith(_SQLITE_MAGIC):
+            raise self._refuse("is not a knowpain store (it is not an SQLite database)")
+        if len(header) < _HEADER_SIZE:
+            raise self._refuse("is damaged (truncated SQLite header)")
+        app_id = int.from_bytes(header[68:72], "big", signed=True)
+        if app_id != APPLICATION_ID:
+            raise self._refuse(
+                "is an SQLite database that does not belong to knowpain "
+                f"(application_id {app_id}, expected {APPLICATION_ID})"
+            )
+
+    def _open(self) -> sqlite3.Connection:
+        self._check_header()
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for the store {self._path}: {exc}") from exc
+        try:
+            conn = sqlite3.connect(
+                self._path,
+                timeout=self._timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {self._path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._initialise(conn)
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if _is_busy(exc):
+                raise StoreBusyError() from exc
+            raise self._refuse(f"could not be opened as a knowpain store ({exc})") from exc
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self._refuse(f"is damaged or not a knowpain store ({exc})") from exc
+        return conn
+
+    def _read_marks(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        return app_id, version, tables
+
+    def _check_marks(self, app_id: int, version: int, tables: int) -> bool:
+        """Validate the schema markers; True if initialisation or migration is needed."""
+        if app_id == 0 and version == 0 and tables == 0:
+            return True  # brand-new, empty database
+        if app_id != APPLICATION_ID:
+            raise self._refuse("is an SQLite database that does not belong to knowpain")
+        if version > SCHEMA_VERSION:
+            raise self._refuse(
+                f"was written by a newer knowpain (schema {version}; this one understands "
+                f"up to {SCHEMA_VERSION}). Upgrade knowpain to use it"
+            )
+        return version < SCHEMA_VERSION
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        # Read-only look first: a current store is never written to on open.
+        if not self._check_marks(*self._read_marks(conn)):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            app_id, version, tables = self._read_marks(conn)  # another process may have won
+            if self._check_marks(app_id, version, tables):
+                if app_id == 0:
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                for step in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[step](conn)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                fk_problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if fk_problems:
+                    raise self._refuse(f"has broken references ({fk_problems[:3]})")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self._path)!r})"
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the store {self._path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                yield conn
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise StoreBusyError() from exc
+                raise StoreError(f"reading the store {self._path} failed: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"reading the store {self._path} failed: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: everything inside commits or nothing does."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise StoreBusyError() from exc
+                raise StoreError(f"writing to the store {self._path} failed: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    raise StoreBusyError() from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"writing to the store {self._path} failed: {exc}") from exc
+                raise
+
+    @staticmethod
+    def _audit(conn: sqlite3.Connection, who: str, action: str, detail: str) -> None:
+        conn.execute(
+            "INSERT INTO audit_log (who, at, action, detail) VALUES (?, ?, ?, ?)",
+            (who, _now(), action, detail),
+        )
+
+    # ---- calibration versions ---------------------------------------------------------------
+
+    _VERSION_COLUMNS = (
+        "v.id, v.parent_id, v.author, v.note, v.created_at, v.content_hash, v.toml_text"
+    )
+
+    @staticmethod
+    def _version(row: tuple[Any, ...]) -> CalibrationVersion:
+        vid, parent, author, note, created, digest, text = row
+        return CalibrationVersion(
+            id=int(vid),
+            parent_id=None if parent is None else int(parent),
+            author=str(author),
+            note=str(note),
+            created_at=_parse_time(str(created)),
+            content_hash=str(digest),
+            toml_text=str(text),
+        )
+
+    def _insert_version(
+        self,
+        conn: sqlite3.Connection,
+        toml_text: str,
+        author: str,
+        note: str,
+        parent_id: int | None,
+    ) -> CalibrationVersion:
+        created = _now()
+        digest = content_hash(toml_text)
+        cur = conn.execute(
+            "INSERT INTO calibration_versions "
+            "(parent_id, author, note, created_at, content_hash, toml_text) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (parent_id, author, note, created, digest, toml_text),
+        )
+        vid = int(cur.lastrowid or 0)
+        return CalibrationVersion(vid, parent_id, author, note, _parse_time(created), digest,
+                                  toml_text)
+
+    def ensure_seeded(self, toml_text: str, author: str = "knowpain") -> CalibrationVersion:
+        """Make ``toml_text`` version 1 (and active) if the store has no versions yet.
+
+        Returns version 1 — the existing one if the store was already seeded (its text is not
+        compared with ``toml_text``).
+        """
+        _require_text(toml_text, "toml_text")
+        _require_name(author, "author")
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {self._VERSION_COLUMNS} FROM calibration_versions v ORDER BY v.id LIMIT 1"
+            ).fetchone()
+            if row is not None:
+                return self._version(row)
+            version = self._insert_version(conn, toml_text, author, "shipped default", None)
+            conn.execute(
+                "INSERT OR REPLACE INTO active (singleton, version_id) VALUES (1, ?)",
+                (version.id,),
+            )
+            self._audit(conn, author, "seed",
+                        f"version {version.id} (sha256 {version.content_hash[:12]}) "
+                        "seeded and activated")
+            return version
+
+    def add_version(
+        self,
+        toml_text: str,
+        author: str,
+        note: str = "",
+        parent_id: int | None = None,
+        *,
+        activate: bool = False,
+    ) -> CalibrationVersion:
+        """Store a new immutable version and return it.
+
+        ``parent_id=None`` means "derived from the currently active version" (no parent if the
+        store has none). With ``activate=True`` the new version also becomes active, in the
+        same transaction. Identical texts are stored again (their hashes will be equal).
+        """
+        _require_text(toml_text, "toml_text")
+        _require_name(author, "author")
+        if not isinstance(note, str):
+            raise TypeError("note must be a string")
+        with self._write() as conn:
+            if parent_id is None:
+                row = conn.execute("SELECT version_id FROM active WHERE singleton = 1").fetchone()
+                parent_id = None if row is None else int(row[0])
+            elif not _version_exists(conn, parent_id):
+                raise NotFoundError(f"no calibration version {parent_id} to use as parent")
+            version = self._insert_version(conn, toml_text, author, note, parent_id)
+            detail = (f"version {version.id} (parent {parent_id}, "
+                      f"sha256 {version.content_hash[:12]})")
+            if note:
+                detail += f": {note}"
+            self._audit(conn, author, "add_version", detail)
+            if activate:
+                self._move_pointer(conn, version.id, author, "activate")
+            return version
+
+    def get_version(self, version_id: int) -> CalibrationVersion:
+        """The version with this id; :class:`NotFoundError` if there is none."""
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {self._VERSION_COLUMNS} FROM calibration_versions v WHERE v.id = ?",
+                (int(version_id),),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no calibration version {version_id}")
+        return self._version(row)
+
+    def list_versions(self) -> list[CalibrationVersion]:
+        """Every version, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {self._VERSION_COLUMNS} FROM calibration_versions v ORDER BY v.id"
+            ).fetchall()
+        return [self._version(r) for r in rows]
+
+    def active_version(self) -> CalibrationVersion | None:
+        """The active version, or ``None`` for a store that was never seeded."""
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {self._VERSION_COLUMNS} FROM active a "
+                "JOIN calibration_versions v ON v.id = a.version_id WHERE a.singleton = 1"
+            ).fetchone()
+        return None if row is None else self._version(row)
+
+    def _move_pointer(self, conn: sqlite3.Connection, version_id: int, who: str,
+                      action: str) -> int | None:
+        row = conn.execute("SELECT version_id FROM active WHERE singleton = 1").fetchone()
+        previous = None if row is None else int(row[0])
+        conn.execute(
+            "INSERT OR REPLACE INTO active (singleton, version_id) VALUES (1, ?)", (version_id,)
+        )
+        self._audit(conn, who, action, f"active version {previous} -> {version_id}")
+        return previous
+
+    def activate(self, version_id: int, who: str) -> CalibrationVersion:
+        """Make ``version_id`` the active version (a pointer move, audited)."""
+        _require_name(who, "who")
+        with self._write() as conn:
+            if not _version_exists(conn, version_id):
+                raise NotFoundError(f"no calibration version {version_id} to activate")
+            self._move_pointer(conn, int(version_id), who, "activate")
+        return self.get_version(version_id)
+
+    def rollback(self, who: str) -> CalibrationVersion:
+        """Activate the parent of the active version and return it.
+
+        Raises :class:`StoreError` if there is no active version or it has no parent.
+        """
+        _require_name(who, "who")
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT v.id, v.parent_id FROM active a "
+                "JOIN calibration_versions v ON v.id = a.version_id WHERE a.singleton = 1"
+            ).fetchone()
+            if row is None:
+                raise StoreError("there is no active version to roll back")
+            if row[1] is None:
+                raise StoreError(f"the active version {row[0]} has no parent to roll back to")
+            parent = int(row[1])
+            self._move_pointer(conn, parent, who, "rollback")
+        return self.get_version(parent)
+
+    # ---- cases ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _case(row: tuple[Any, ...]) -> Case:
+        cid, evidence, adjudicated, outcome, therapist, created = row
+        return Case(
+            id=int(cid),
+            evidence=json.loads(str(evidence)),
+            adjudicated=json.loads(str(adjudicated)),
+            outcome=None if outcome is None else str(outcome),
+            therapist=str(therapist),
+            created_at=_parse_time(str(created)),
+        )
+
+    _CASE_COLUMNS = "id, evidence, adjudicated, outcome, therapist, created_at"
+
+    def add_cases(self, cases: Sequence[NewCase], therapist: str) -> list[int]:
+        """Store ``cases`` in one transaction (all or nothing) and return their new ids.
+
+        ``therapist`` is who records them (the audit ``who``) and the therapist of every case
+        whose own ``therapist`` is ``None``. The store does not know the vocabulary; validate
+        states before calling (e.g. with :mod:`calibration.cases`).
+        """
+        _require_name(therapist, "therapist")
+        rows = []
+        for i, case in enumerate(cases):
+            if not isinstance(case, NewCase):
+                raise TypeError(f"case {i} is a {type(case).__name__}, expected NewCase")
+            _require_states(case.evidence, f"case {i} evidence")
+            _require_states(case.adjudicated, f"case {i} adjudicated")
+            if case.outcome is not None and not isinstance(case.outcome, str):
+                raise TypeError(f"case {i} outcome must be a string or None")
+            owner = therapist if case.therapist is None else case.therapist
+            _require_name(owner, f"case {i} therapist")
+            rows.append((
+                json.dumps(case.evidence, sort_keys=True),
+                json.dumps(case.adjudicated, sort_keys=True),
+                case.outcome,
+                owner,
+            ))
+        if not rows:
+            return []
+        with self._write() as conn:
+            created = _now()
+            ids = []
+            for evidence, adjudicated, outcome, owner in rows:
+                cur = conn.execute(
+                    "INSERT INTO cases (evidence, adjudicated, outcome, therapist, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (evidence, adjudicated, outcome, owner, created),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            span = f"{ids[0]}" if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
+            self._audit(conn, therapist, "add_cases", f"{len(ids)} case(s), ids {span}")
+        return ids
+
+    def get_case(self, case_id: int) -> Case:
+        """The case with this id; :class:`NotFoundError` if there is none."""
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {self._CASE_COLUMNS} FROM cases WHERE id = ?", (int(case_id),)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no case {case_id}")
+        return self._case(row)
+
+    def list_cases(self) -> list[Case]:
+        """Every case, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {self._CASE_COLUMNS} FROM cases ORDER BY id").fetchall()
+        return [self._case(r) for r in rows]
+
+    def delete_case(self, case_id: int, who: str) -> None:
+        """Delete one case; the audit entry keeps its full content."""
+        _require_name(who, "who")
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {self._CASE_COLUMNS} FROM cases WHERE id = ?", (int(case_id),)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"no case {case_id} to delete")
+            case = self._case(row)
+            conn.execute("DELETE FROM cases WHERE id = ?", (case.id,))
+            content = json.dumps(
+                {"evidence": case.evidence, "adjudicated": case.adjudicated,
+                 "outcome": case.outcome, "therapist": case.therapist,
+                 "created_at": case.created_at.isoformat()},
+                sort_keys=True,
+            )
+            self._audit(conn, who, "delete_case", f"case {case.id}: {content}")
+
+    # ---- audit ------------------------------------------------------------------------------
+
+    def audit_log(self) -> list[AuditEntry]:
+        """Every audit entry, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT id, who, at, action, detail FROM audit_log ORDER BY id"
+            ).fetchall()
+        return [AuditEntry(int(i), str(w), _parse_time(str(t)), str(a), str(d))
+                for i, w, t, a, d in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _BUSY_CODES
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _version_exists(conn: sqlite3.Connection, version_id: int) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM calibration_versions WHERE id = ?", (int(version_id),)
+    ).fetchone() is not None
+
+
+def _require_text(value: object, what: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string")
+
+
+def _require_name(value: object, what: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string naming a person")
+
+
+def _require_states(mapping: Mapping[str, str], what: str) -> None:
+    if not isinstance(mapping, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+    ):
+        raise TypeError(f"{what} must map node names (str) to state names (str)")

@@ -1,0 +1,106 @@
+"""Why the causes came out as they did: per-finding contributions, Shapley values, MPE."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import networkx as nx
+import numpy as np
+
+from model.batching import logit, stack_rows
+from model.results import Contribution
+
+if TYPE_CHECKING:
+    from model.network_model import Model
+
+MAX_SHAPLEY_FINDINGS = 12
+
+
+def influence_path(model: Model, finding: str, cause: str) -> tuple[str, ...]:
+    """The shortest chain of nodes linking a finding to a cause in the network's skeleton."""
+    try:
+        return tuple(nx.shortest_path(model.skeleton, finding, cause))
+    except (nx.NetworkXNoPath, nx.NodeNotFound):
+        return ()
+
+
+def contributions(
+    model: Model,
+    likelihoods: Mapping[str, np.ndarray],
+    hard: Mapping[str, str],
+    shapley: bool = False,
+) -> dict[str, tuple[Contribution, ...]]:
+    """Per cause, each finding's push: logit P(cause | e) - logit P(cause | e without it)."""
+    findings = list(likelihoods)
+    if not model.causes:
+        return {}
+    rows = [dict(likelihoods)] + [
+        {n: v for n, v in likelihoods.items() if n != f} for f in findings
+    ]
+    res = model.backend.query(stack_rows(rows, model.cards))
+    yes = {c: res.marginals[c][:, model.present_index(c)] for c in model.causes}
+    shap = _shapley(model, likelihoods) if shapley and findings else {}
+    out: dict[str, tuple[Contribution, ...]] = {}
+    for c in model.causes:
+        items = []
+        for i, f in enumerate(findings):
+            if f == c:
+                continue
+            without = float(yes[c][i + 1])
+            items.append(
+                Contribution(
+                    node=f,
+                    state=hard.get(f, "soft evidence"),
+                    log_odds=float(logit(yes[c][0]) - logit(without)),
+                    without=without,
+                    path=influence_path(model, f, c),
+                    shapley=shap.get(c, {}).get(f),
+                )
+            )
+        items.sort(key=lambda x: -abs(x.log_odds))
+        out[c] = tuple(items)
+    return out
+
+
+def _shapley(
+    model: Model, likelihoods: Mapping[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """Exact Shapley values of each finding on each cause's log-odds (2^k batched queries)."""
+    findings = list(likelihoods)
+    k = len(findings)
+    if k > MAX_SHAPLEY_FINDINGS:
+        raise ValueError(
+            f"exact Shapley values need 2^k queries; {k} findings is over the limit of "
+            f"{MAX_SHAPLEY_FINDINGS}"
+        )
+    subsets = list(itertools.product((0, 1), repeat=k))
+    rows = [{f: likelihoods[f] for f, bit in zip(findings, s, strict=True) if bit} for s in subsets]
+    res = model.backend.query(stack_rows(rows, model.cards))
+    index = {s: i for i, s in enumerate(subsets)}
+    weights = [math.factorial(m) * math.factorial(k - m - 1) / math.factorial(k) for m in range(k)]
+    out: dict[str, dict[str, float]] = {}
+    for c in model.causes:
+        v = logit(res.marginals[c][:, model.present_index(c)])
+        phi = dict.fromkeys(findings, 0.0)
+        for s in subsets:
+            for i, f in enumerate(findings):
+                if s[i]:
+                    continue
+                with_i = s[:i] + (1,) + s[i + 1 :]
+                phi[f] += weights[sum(s)] * float(v[index[with_i]] - v[index[s]])
+        out[c] = phi
+    return out
+
+
+def most_probable_explanation(
+    model: Model, joint: np.ndarray
+) -> tuple[dict[str, str], float]:
+    """The jointly most probable states of the latent nodes, and that state's probability."""
+    if not model.latents:
+        return {}, 1.0
+    idx = np.unravel_index(int(np.argmax(joint)), joint.shape)
+    states = {n: model.variables[n][i] for n, i in zip(model.latents, idx, strict=True)}
+    return states, float(joint[idx])

@@ -1,0 +1,193 @@
+"""Every use of pgmpy lives here: its API moves between releases (pinned: pgmpy==1.1.2).
+
+Importing pgmpy takes seconds, so nothing on the query path imports this module; it is
+loaded when someone asks for ``Model.network``, the ``pgmpy`` backend, or an export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from pgmpy.factors.discrete import TabularCPD
+from pgmpy.inference import VariableElimination
+from pgmpy.models import DiscreteBayesianNetwork
+from pgmpy.readwrite import BIFReader, BIFWriter, XMLBIFReader, XMLBIFWriter
+
+from model.engine import BatchResult, ImpossibleEvidenceError
+
+
+def build_network(
+    variables: Mapping[str, Sequence[str]],
+    parents: Mapping[str, Sequence[str]],
+    cpts: Mapping[str, np.ndarray],
+) -> DiscreteBayesianNetwork:
+    """A checked pgmpy network from tables in the columns layout ``(*parent_cards, card)``."""
+    net = DiscreteBayesianNetwork()
+    net.add_nodes_from(variables)
+    net.add_edges_from((p, n) for n in variables for p in parents.get(n, ()))
+    for n, states in variables.items():
+        pa = list(parents.get(n, ()))
+        table = np.asarray(cpts[n], dtype=float).reshape(-1, len(states)).T
+        net.add_cpds(
+            TabularCPD(
+                variable=n,
+                variable_card=len(states),
+                values=table,
+                evidence=pa or None,
+                evidence_card=[len(variables[p]) for p in pa] or None,
+                state_names={v: list(variables[v]) for v in (n, *pa)},
+            )
+        )
+    net.check_model()
+    return net
+
+
+def read_network(path: str | Path) -> tuple[dict, dict, dict]:
+    """Variables, parents and columns-layout tables of a BIF or XMLBIF file."""
+    path = Path(path)
+    reader = XMLBIFReader(str(path)) if path.suffix.lower() in (".xml", ".xmlbif") else None
+    net = (reader or BIFReader(str(path))).get_model()
+    variables: dict[str, list[str]] = {}
+    parents: dict[str, list[str]] = {}
+    cpts: dict[str, np.ndarray] = {}
+    for cpd in net.get_cpds():
+        n = cpd.variable
+        variables[n] = list(cpd.state_names[n])
+        parents[n] = list(cpd.variables[1:])
+    for cpd in net.get_cpds():
+        n = cpd.variable
+        shape = [len(variables[p]) for p in parents[n]] + [len(variables[n])]
+        values = cpd.get_values()  # (card, prod(parent cards)), last parent fastest
+        cpts[n] = values.T.reshape(shape)
+    return variables, parents, cpts
+
+
+def export_network(net: DiscreteBayesianNetwork, fmt: str, out: str | Path) -> None:
+    """Write ``net`` as BIF or XMLBIF."""
+    if fmt == "bif":
+        BIFWriter(net).write_bif(str(out))
+    elif fmt == "xmlbif":
+        XMLBIFWriter(net).write_xmlbif(str(out))
+    else:
+        raise ValueError(f"unknown export format {fmt!r}; valid formats are: bif, xmlbif")
+
+
+class PgmpyBackend:
+    """Reference backend: one pgmpy VariableElimination query per node and evidence row."""
+
+    name = "pgmpy"
+
+    def __init__(
+        self,
+        variables: Mapping[str, Sequence[str]],
+        parents: Mapping[str, Sequence[str]],
+        cpts: Mapping[str, np.ndarray],
+        joint_sets: Sequence[Sequence[str]] = (),
+    ) -> None:
+        self.variables = {n: list(s) for n, s in variables.items()}
+        self.parents = {n: list(parents.get(n, ())) for n in variables}
+        self.cpts = dict(cpts)
+        self.joint_sets = [tuple(s) for s in joint_sets]
+        self.network = build_network(self.variables, self.parents, self.cpts)
+        self.inference = VariableElimination(self.network)
+
+    def _row(self, arrays: Mapping[str, np.ndarray], b: int) -> dict[str, np.ndarray]:
+        return {n: a[b] if a.shape[0] > 1 else a[0] for n, a in arrays.items()}
+
+    def query(
+        self,
+        evidence: Mapping[str, np.ndarray],
+        overrides: Mapping[str, np.ndarray] | None = None,
+        raise_on_impossible: bool = True,
+    ) -> BatchResult:
+        ev = {n: (a if a.ndim == 2 else a[None, :]) for n, a in evidence.items()}
+        overrides = dict(overrides or {})
+        batched_over = {
+            n: t for n, t in overrides.items() if t.ndim == np.asarray(self.cpts[n]).ndim + 1
+        }
+        sizes = [a.shape[0] for a in ev.values()] + [t.shape[0] for t in batched_over.values()]
+        size = max(sizes, default=1)
+        margs = {n: np.empty((size, len(s))) for n, s in self.variables.items()}
+        joints = {s: np.empty((size, *(len(self.variables[v]) for v in s))) for s in self.joint_sets}
+        bad: list[int] = []
+        for b in range(size):
+            row = self._row(ev, b)
+            tables = dict(self.cpts)
+            for n, t in overrides.items():
+                tables[n] = t[b] if n in batched_over else t
+            if overrides:
+                net = build_network(self.variables, self.parents, tables)
+                inference = VariableElimination(net)
+            else:
+                net, inference = self.network, self.inference
+            hard, virtual = {}, []
+            for n, lik in row.items():
+                if np.count_nonzero(lik) == 1 and lik.max() == 1.0:
+                    hard[n] = self.variables[n][int(np.argmax(lik))]
+                else:
+                    virtual.append(
+                        TabularCPD(
+                            n,
+                            len(lik),
+                            (lik / lik.sum()).reshape(-1, 1),
+                            state_names={n: self.variables[n]},
+                        )
+                    )
+            if virtual:  # virtual evidence changes the model it is given: use a copy
+                inference = VariableElimination(net.copy())
+            free = [n for n in self.variables if n not in hard]
+            result = inference.query(
+                free,
+                evidence=hard,
+                virtual_evidence=virtual or None,
+                joint=False,
+                show_progress=False,
+            )
+            for n in self.variables:
+                if n in hard:
+                    margs[n][b] = (np.arange(len(self.variables[n])) == self.variables[n].index(
+                        hard[n]
+                    )).astype(float)
+                else:
+                    margs[n][b] = _ordered(result[n], n, self.variables[n])
+            if np.isnan(margs[free[0]][b]).any() if free else False:
+                bad.append(b)
+                continue
+            for s in self.joint_sets:
+                joints[s][b] = self._joint(inference, s, hard, virtual)
+        if bad and raise_on_impossible:
+            raise ImpossibleEvidenceError(bad)
+        return BatchResult(
+            marginals=margs, joints=joints, evidence_probability=np.full(size, np.nan)
+        )
+
+    def _joint(
+        self, inference: VariableElimination, s: tuple[str, ...], hard: dict, virtual: list
+    ) -> np.ndarray:
+        cards = [len(self.variables[v]) for v in s]
+        out = np.zeros(cards)
+        free = [v for v in s if v not in hard]
+        if not free:
+            out[tuple(self.variables[v].index(hard[v]) for v in s)] = 1.0
+            return out
+        factor = inference.query(
+            free, evidence=hard, virtual_evidence=virtual or None, joint=True, show_progress=False
+        )
+        values = factor.values
+        order = list(factor.variables)
+        # re-index by state names so pgmpy's own state order never matters
+        for idx in np.ndindex(*[len(self.variables[v]) for v in free]):
+            names = {v: self.variables[v][i] for v, i in zip(free, idx, strict=True)}
+            pos = tuple(factor.state_names[v].index(names[v]) for v in order)
+            full = tuple(
+                self.variables[v].index(hard[v]) if v in hard else idx[free.index(v)] for v in s
+            )
+            out[full] = values[pos]
+        return out
+
+
+def _ordered(factor, node: str, states: Sequence[str]) -> np.ndarray:
+    names = factor.state_names[node]
+    return np.array([factor.values[names.index(s)] for s in states])
