@@ -43,7 +43,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,7 @@ def default_store_path() -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _parse_time(text: str) -> datetime:
@@ -538,10 +538,13 @@ class Store:
         """
         _require_text(toml_text, "toml_text")
         _require_name(author, "author")
+        first = f"SELECT {self._VERSION_COLUMNS} FROM calibration_versions v ORDER BY v.id LIMIT 1"
+        with self._read() as conn:  # the common case takes no write lock
+            row = conn.execute(first).fetchone()
+        if row is not None:
+            return self._version(row)
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT {self._VERSION_COLUMNS} FROM calibration_versions v ORDER BY v.id LIMIT 1"
-            ).fetchone()
+            row = conn.execute(first).fetchone()  # another process may have seeded meanwhile
             if row is not None:
                 return self._version(row)
             version = self._insert_version(conn, toml_text, author, "shipped default", None)

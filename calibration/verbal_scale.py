@@ -63,7 +63,7 @@ CONFIDENCE_LEVELS: dict[str, int] = {"low": 5, "medium": 20, "high": 50}
 
 def _probability(p: float) -> float:
     """Return ``p`` as a float, or raise ValueError naming it if it is not in [0, 1]."""
-    if isinstance(p, bool):
+    if isinstance(p, (bool, str, bytes)):
         raise ValueError(f"probability must be a number in [0, 1], got {p!r}")
     try:
         value = float(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ def run_checks(model: Model) -> tuple[CheckResult, ...]:
     for check in checks:
         vals = tuple(values[k : k + len(check.items)])
         k += len(check.items)
-        passed = all(a > b + check.margin for a, b in zip(vals, vals[1:], strict=False))
+        passed = all(a > b + check.margin for a, b in itertools.pairwise(vals))
         out.append(CheckResult(check.id, check.description, passed, vals))
     return tuple(out)
 

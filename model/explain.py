@@ -89,7 +89,7 @@ def _shapley(
             for i, f in enumerate(findings):
                 if s[i]:
                     continue
-                with_i = s[:i] + (1,) + s[i + 1 :]
+                with_i = (*s[:i], 1, *s[i + 1:])
                 phi[f] += weights[sum(s)] * float(v[index[with_i]] - v[index[s]])
         out[c] = phi
     return out

@@ -110,7 +110,9 @@ class PgmpyBackend:
         sizes = [a.shape[0] for a in ev.values()] + [t.shape[0] for t in batched_over.values()]
         size = max(sizes, default=1)
         margs = {n: np.empty((size, len(s))) for n, s in self.variables.items()}
-        joints = {s: np.empty((size, *(len(self.variables[v]) for v in s))) for s in self.joint_sets}
+        joints = {
+            s: np.empty((size, *(len(self.variables[v]) for v in s))) for s in self.joint_sets
+        }
         bad: list[int] = []
         for b in range(size):
             row = self._row(ev, b)
@@ -138,13 +140,18 @@ class PgmpyBackend:
             if virtual:  # virtual evidence changes the model it is given: use a copy
                 inference = VariableElimination(net.copy())
             free = [n for n in self.variables if n not in hard]
-            result = inference.query(
-                free,
-                evidence=hard,
-                virtual_evidence=virtual or None,
-                joint=False,
-                show_progress=False,
-            )
+            # one query per variable: asking pgmpy for many variables at once contracts
+            # towards their joint and can run out of memory on larger networks
+            result = {
+                n: inference.query(
+                    [n],
+                    evidence=hard,
+                    virtual_evidence=virtual or None,
+                    joint=False,
+                    show_progress=False,
+                )[n]
+                for n in free
+            }
             for n in self.variables:
                 if n in hard:
                     margs[n][b] = (np.arange(len(self.variables[n])) == self.variables[n].index(

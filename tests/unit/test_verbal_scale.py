@@ -73,7 +73,7 @@ def test_word_for_picks_the_nearest_anchor(p, word):
 
 @pytest.mark.parametrize(
     ("p", "word"),
-    [(0.20, "uncertain"), (0.80, "probable"), (0.925, "probable"), (0.075, "improbable")],
+    [(0.20, "uncertain"), (0.80, "expected"), (0.925, "probable"), (0.075, "improbable")],
 )
 def test_exact_ties_go_to_the_less_extreme_word(p, word):
     assert word_for(p) == word
