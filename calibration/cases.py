@@ -197,10 +197,8 @@ def parse_cases_csv(
             f"the file could not be read consistently ({len(records)} rows by one CSV reader, "
             f"{len(frame)} by another); check for stray quote characters"
         ])
-    rows: list[list[str]] = [
-        ["" if not isinstance(v, str) else v.strip() for v in values]
-        for values in frame.itertuples(index=False, name=None)
-    ]
+    cells = frame.to_numpy(dtype=object, na_value="").tolist()
+    rows: list[list[str]] = [[v.strip() if isinstance(v, str) else "" for v in r] for r in cells]
 
     return _validate(rows, records, variables, causes, outcome_node)
 
@@ -346,6 +344,11 @@ def _validate(
         )
 
     # ---- rows ----
+    checks = [
+        (j, kind, node, frozenset(variables[node]) if node else frozenset(),
+         ", ".join(variables[node]) if node else "")
+        for j, (kind, node) in sorted(kinds.items())
+    ]
     cases: list[NewCase] = []
     first_row_with: dict[tuple[str, ...], int] = {}
     first_row_with_id: dict[str, int] = {}
@@ -367,7 +370,8 @@ def _validate(
         outcome: str | None = None
         therapist: str | None = None
         case_id = ""
-        for j, (kind, node) in kinds.items():
+        has_content = False
+        for j, kind, node, states, allowed_text in checks:
             value = cells[j]
             if not value:
                 continue
@@ -377,22 +381,18 @@ def _validate(
             if kind == "case_id":
                 case_id = _unguard(value)
                 continue
-            states = list(variables[node])
+            has_content = True
             if value not in states:
                 problems.append(
                     f'row {row_number}, column "{header[j]}": unknown state "{value}"; '
-                    f"allowed: {', '.join(states)} (or leave the cell empty if unknown)"
+                    f"allowed: {allowed_text} (or leave the cell empty if unknown)"
                 )
-                continue
-            if kind == "evidence":
+            elif kind == "evidence":
                 evidence[node] = value
             elif kind == "cause":
                 adjudicated[node] = value
             else:
                 outcome = value
-        has_content = any(
-            cells[j] for j, (kind, _) in kinds.items() if kind in ("evidence", "cause", "outcome")
-        )
         if not has_content and has_content_columns:
             problems.append(
                 f"row {row_number}: no evidence, adjudicated cause or outcome in this row"

@@ -1,0 +1,214 @@
+"""Assess: warning signs first, then the questions, then what is likely and what to change."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import streamlit as st
+
+from app_pages import common
+from calibration.schema import NodeSpec
+from calibration.verbal_scale import describe
+from model import report
+from model.results import Diagnosis
+
+TOP_QUESTIONS = 3
+TOP_PUSHES = 4
+
+loaded = common.load_model()
+cal = loaded.calibration
+common.init_session(cal)
+ss = st.session_state
+
+st.title("Why is my low back sore after deadlifts?")
+st.markdown(
+    "Answer what you know and leave the rest at **Not sure**. The estimates update as you "
+    "go, and your answers are kept in this page's address so you can send it to a coach."
+)
+common.disclaimer(cal)
+
+for notice in ss.get(common.NOTICES, ()):
+    st.warning(notice, icon=":material/link_off:")
+
+
+# ---- 1. warning signs --------------------------------------------------------------------------
+def warning_signs() -> frozenset[str]:
+    st.subheader("1 · Warning signs first")
+    st.markdown(
+        "Tick any that apply. These are checked by fixed rules before the model is used, "
+        "because a rare but serious problem must never be averaged away."
+    )
+    ticked_before = common.ticked_flags()
+    groups = (
+        ("red", "**Get medical help** if any of these apply"),
+        ("amber", "**Get checked before heavy lifting** if any of these apply"),
+    )
+    cols = st.columns(len(groups), gap="medium")
+    ticked: set[str] = set()
+    for col, (level, heading) in zip(cols, groups, strict=True):
+        with col:
+            st.markdown(heading)
+            for flag in (f for f in cal.red_flags if f.level == level):
+                key = common.flag_key(flag.id)
+                if key not in ss:
+                    ss[key] = flag.id in ticked_before
+                if st.checkbox(flag.question, key=key, help=flag.help or None):
+                    ticked.add(flag.id)
+    return frozenset(ticked)
+
+
+with st.container(border=True):
+    flags = warning_signs()
+ss[common.FLAGS] = flags
+
+
+# ---- 2. questions -------------------------------------------------------------------------------
+def ask(spec: NodeSpec, stored: dict[str, str]) -> str:
+    """Draw one question (slider if ordinal, radio otherwise); return its state or UNKNOWN."""
+    key = common.answer_key(spec.name)
+    if key not in ss:
+        ss[key] = stored.get(spec.name, common.UNKNOWN)
+    options = [common.UNKNOWN, *spec.states]
+    label = f"**{spec.title}** — {spec.question}"
+    fmt = partial(common.state_label, spec)
+    if spec.ordinal:
+        return st.select_slider(label, options, format_func=fmt, key=key, help=spec.help or None)
+    return st.radio(label, options, format_func=fmt, key=key, help=spec.help or None,
+                    horizontal=True)
+
+
+def questions() -> dict[str, str]:
+    stored = common.answers()
+    current = dict(stored)
+    head, reset = st.columns([3, 1], vertical_alignment="bottom")
+    head.subheader("2 · Your session")
+    reset.button("Reset answers", on_click=common.reset_answers, args=(cal,),
+                 help="Set every question back to 'Not sure' and untick the warning signs.")
+    for title, specs in common.questions_by_group(cal):
+        with st.container(border=True):
+            st.markdown(f"#### {title}")
+            hidden = 0
+            for spec in specs:
+                if not common.visible(cal, spec.name, current):
+                    hidden += 1
+                    continue
+                value = ask(spec, stored)
+                if value == common.UNKNOWN:
+                    current.pop(spec.name, None)
+                else:
+                    current[spec.name] = value
+            if hidden:
+                outcome = cal.nodes[cal.outcome].title.lower() if cal.outcome else "soreness"
+                st.caption(f"{hidden} more questions about the soreness appear once you say "
+                           f"there is some {outcome}.")
+    ss[common.ANSWERS] = current
+    return current
+
+
+# ---- 3. results ---------------------------------------------------------------------------------
+def red_screen(d: Diagnosis) -> None:
+    st.error(f"**Stop and get checked.** {d.triage.message}", icon=":material/emergency:")
+    for reason in d.triage.reasons:
+        st.markdown(f"- {reason}")
+    st.caption("Ticked a warning sign by mistake? Untick it to see the estimates.")
+
+
+def cause_card(d: Diagnosis, cause: str) -> None:
+    spec = cal.nodes[cause]
+    p, prior = d.causes[cause], d.prior_causes[cause]
+    with st.container(border=True):
+        st.markdown(f"**{spec.title}** · {describe(p)}")
+        st.markdown(f"`{common.text_bar(p, prior)}`")
+        band = report.interval_text(d.cause_intervals.get(cause))
+        band = f"{band} · " if band else ""
+        st.caption(f"{band}┃ before your answers: {describe(prior)}")
+        pushes = [x for x in d.explanation.get(cause, ()) if abs(x.log_odds) >= report.MIN_PUSH]
+        with st.expander("Why?"):
+            if not d.evidence:
+                st.markdown("Nothing answered yet: this is the starting estimate.")
+            elif not pushes:
+                st.markdown("None of your answers moved this noticeably.")
+            for x in pushes[:TOP_PUSHES]:
+                st.markdown(f"- {report.push_phrase(x, cal)}")
+
+
+def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
+    shown = [q for q in d.next_questions if common.visible(cal, q.node, answered)]
+    if not shown:
+        return
+    st.markdown("##### Worth asking next")
+    for q in shown[:TOP_QUESTIONS]:
+        spec = cal.nodes[q.node]
+        st.markdown(
+            f"- **{spec.title}** — {report.gain_word(q.gain)} "
+            f"(expected gain {q.gain:.2f} bits; likely answer: "
+            f"{spec.state_label(q.likely_answer)}, "
+            f"{describe(q.answer_probabilities[q.likely_answer])})"
+        )
+
+
+def fixes(d: Diagnosis) -> None:
+    st.markdown("##### What to change, most helpful first")
+    if not d.fixes:
+        st.markdown("No change in the catalogue is expected to help with these answers.")
+        return
+    for i, fix in enumerate(d.fixes, start=1):
+        with st.container(border=True):
+            st.markdown(f"**{i}. {fix.title}**")
+            st.markdown(f"Fixing this: {report.what_if(fix, cal)}.")
+            with st.expander("Cues, drills and advice", expanded=i == 1):
+                if fix.cues:
+                    st.markdown("**Cues:** " + " · ".join(f"“{c}”" for c in fix.cues))
+                if fix.drills:
+                    st.markdown("**Drills:**\n" + "\n".join(f"- {x}" for x in fix.drills))
+                if fix.advice:
+                    st.markdown(fix.advice)
+                if fix.source:
+                    st.caption(f"Source: {fix.source}")
+
+
+def results(d: Diagnosis, answered: dict[str, str]) -> None:
+    st.subheader("3 · What's likely and what to change")
+    level = d.triage.level
+    if d.triage.blocks_results:
+        red_screen(d)
+        return
+    if level == "amber":
+        st.warning(f"**{d.triage.message}**", icon=":material/warning:")
+        for reason in d.triage.reasons:
+            st.markdown(f"- {reason}")
+        st.badge("Less reliable: for information only", icon=":material/warning:",
+                 color="orange")
+    st.markdown(f"**Best guess:** {d.best_guess}")
+    st.caption(
+        "Each bar is the chance that this explanation applies; ┃ marks the starting estimate "
+        "before your answers. Explanations can act together, so they need not add up."
+    )
+    for cause in sorted(d.causes, key=lambda c: -d.causes[c]):
+        cause_card(d, cause)
+    next_questions(d, answered)
+    fixes(d)
+
+
+def download(d: Diagnosis) -> None:
+    text = report.build_report(cal, d, flags, notices=ss.get(common.NOTICES, ()))
+    st.download_button("Download report (Markdown)", text, file_name="knowpain-report.md",
+                       mime="text/markdown", icon=":material/download:", on_click="ignore")
+
+
+def sync_link(evidence: dict[str, str]) -> None:
+    target = report.link_params(evidence, flags, cal)
+    current = {k: st.query_params.get(k) for k in st.query_params}
+    if current != target:
+        st.query_params.from_dict(target)
+
+
+left, right = st.columns([5, 6], gap="large")
+with left:
+    answered = questions()
+evidence = common.active_evidence(cal, answered)
+diagnosis = common.diagnose(loaded, evidence, flags)
+with right:
+    results(diagnosis, answered)
+    download(diagnosis)
+sync_link(evidence)

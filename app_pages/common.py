@@ -1,0 +1,171 @@
+"""Shared pieces of the app pages: the cached model, the session's answers, small formatting.
+
+No reasoning happens here: probabilities come from :mod:`model`, words from
+:mod:`model.report` and :mod:`calibration.verbal_scale`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import streamlit as st
+
+import model
+from calibration.schema import Calibration, NodeSpec
+from model import report
+from model.results import Diagnosis
+
+#: Widget value meaning "not sure" (unobserved); never a state name (states are lower case).
+UNKNOWN = "__not_sure__"
+NOT_SURE = "Not sure"
+
+#: Session-state keys. Answers live outside widget keys so they survive page switches.
+ANSWERS = "kp_answers"
+FLAGS = "kp_flags"
+NOTICES = "kp_notices"
+
+#: How observable roles are grouped on the Assess page.
+GROUPS: tuple[tuple[str, str], ...] = (
+    ("context", "Training"),
+    ("technique", "Technique"),
+    ("symptom", "Symptoms"),
+)
+#: Questions about the soreness itself: asked only once the outcome is present.
+SYMPTOM_DETAILS = ("onset", "pain_character", "soreness_duration", "trend_across_sessions")
+
+
+def answer_key(node: str) -> str:
+    return f"ans_{node}"
+
+
+def flag_key(flag_id: str) -> str:
+    return f"flag_{flag_id}"
+
+
+# ---- the model -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model plus a token that identifies this loaded instance in data caches."""
+
+    model: model.Model
+    token: str
+
+    @property
+    def calibration(self) -> Calibration:
+        return self.model.calibration
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def load_model(path: str | None = None) -> LoadedModel:
+    """The model for a calibration file (the shipped default when ``path`` is None).
+
+    Loaded once per process and shared by every session: read it, never change it.
+    """
+    return LoadedModel(model.load_model(path), uuid.uuid4().hex)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _diagnose(
+    token: str,
+    evidence: tuple[tuple[str, str], ...],
+    flags: tuple[str, ...],
+    _model: model.Model,
+) -> Diagnosis:
+    return _model.diagnose(dict(evidence), flags=dict.fromkeys(flags, True))
+
+
+def diagnose(loaded: LoadedModel, evidence: Mapping[str, str], flags: frozenset[str]) -> Diagnosis:
+    """``Model.diagnose`` once per distinct (model, evidence, ticked flags)."""
+    return _diagnose(loaded.token, report.evidence_key(evidence), tuple(sorted(flags)),
+                     loaded.model)
+
+
+# ---- the session's answers -------------------------------------------------------------------
+def init_session(cal: Calibration) -> None:
+    """On a session's first run, take the answers from the link (query parameters)."""
+    ss = st.session_state
+    if ANSWERS in ss:
+        return
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    parsed = report.parse_link(params, cal)
+    ss[ANSWERS] = dict(parsed.evidence)
+    ss[FLAGS] = frozenset(parsed.flags)
+    ss[NOTICES] = parsed.notices
+
+
+def answers() -> dict[str, str]:
+    return dict(st.session_state.get(ANSWERS, {}))
+
+
+def ticked_flags() -> frozenset[str]:
+    return frozenset(st.session_state.get(FLAGS, frozenset()))
+
+
+def outcome_present(cal: Calibration, answered: Mapping[str, str]) -> bool:
+    """True when the outcome (low-back soreness) is answered and not absent."""
+    out = cal.outcome
+    return bool(out) and answered.get(out) not in (None, cal.outcome_absent)
+
+
+def details(cal: Calibration) -> tuple[str, ...]:
+    return tuple(n for n in SYMPTOM_DETAILS if n in cal.nodes and n != cal.outcome)
+
+
+def visible(cal: Calibration, node: str, answered: Mapping[str, str]) -> bool:
+    """Whether a question is shown (and so counts): details need the outcome present."""
+    return node not in details(cal) or outcome_present(cal, answered)
+
+
+def active_evidence(cal: Calibration, answered: Mapping[str, str]) -> dict[str, str]:
+    """The answers that count: the visible ones."""
+    return {n: s for n, s in answered.items() if visible(cal, n, answered)}
+
+
+def reset_answers(cal: Calibration) -> None:
+    """Callback: every question back to 'not sure' and every warning sign unticked."""
+    ss = st.session_state
+    ss[ANSWERS] = {}
+    ss[FLAGS] = frozenset()
+    ss[NOTICES] = ()
+    for n in cal.nodes:
+        ss[answer_key(n)] = UNKNOWN
+    for f in cal.red_flags:
+        ss[flag_key(f.id)] = False
+
+
+def questions_by_group(cal: Calibration) -> list[tuple[str, list[NodeSpec]]]:
+    out = []
+    for role, title in GROUPS:
+        specs = [s for s in cal.nodes.values() if s.role == role]
+        if specs:
+            out.append((title, specs))
+    return out
+
+
+# ---- formatting ------------------------------------------------------------------------------
+_PARTIAL = " ▏▎▍▌▋▊▉"
+
+
+def text_bar(p: float, prior: float | None = None, width: int = 24) -> str:
+    """A bar of block characters for ``p``; ``┃`` marks where ``prior`` sits."""
+    eighths = round(max(0.0, min(1.0, p)) * width * 8)
+    full, part = divmod(eighths, 8)
+    cells = ["█"] * full
+    if part and full < width:
+        cells.append(_PARTIAL[part])
+    cells += ["░"] * (width - len(cells))
+    if prior is not None:
+        at = min(width - 1, max(0, int(prior * width)))
+        cells[at] = "┃"
+    return "".join(cells)
+
+
+def disclaimer(cal: Calibration) -> None:
+    """The calibration's disclaimer, shown on every page."""
+    st.info(cal.messages.disclaimer, icon=":material/info:")
+
+
+def state_label(spec: NodeSpec, state: str) -> str:
+    return NOT_SURE if state == UNKNOWN else spec.state_label(state)

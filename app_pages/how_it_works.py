@@ -1,0 +1,178 @@
+"""How it works: the network, where each number comes from, and what the model cannot do."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import common
+from calibration.schema import NodeSpec
+from calibration.verbal_scale import ANCHORS, describe
+from model.results import Diagnosis
+
+ROLE_TITLES = {
+    "context": "Training",
+    "technique": "Technique",
+    "latent": "Worked out by the model",
+    "cause": "Explanations (causes)",
+    "symptom": "Symptoms",
+}
+PARAM_WORDS = {
+    "table": "a full table: one distribution for every combination of its parents",
+    "noisy_or": "a leaky noisy-OR: each parent gets its own chance of causing it on its own, "
+    "plus a small leak for everything the parents do not cover",
+    "noisy_max": "a leaky noisy-MAX: like noisy-OR, for an effect with graded levels",
+}
+LOW, HIGH = (255, 255, 255), (31, 78, 121)
+
+loaded = common.load_model()
+cal = loaded.calibration
+common.init_session(cal)
+evidence = common.active_evidence(cal, common.answers())
+flags = common.ticked_flags()
+diagnosis = common.diagnose(loaded, evidence, flags)
+hide_numbers = diagnosis.triage.blocks_results
+
+
+def shade(p: float) -> tuple[str, str]:
+    """Fill and font colour for a probability (darker = more probable)."""
+    rgb = [round(lo + (hi - lo) * p) for lo, hi in zip(LOW, HIGH, strict=True)]
+    return "#{:02x}{:02x}{:02x}".format(*rgb), ("white" if p > 0.55 else "black")
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def node_line(spec: NodeSpec, d: Diagnosis) -> str:
+    name = spec.title
+    if spec.name in d.evidence:
+        answer = spec.state_label(d.evidence[spec.name])
+        return (f"{spec.name} [label={_quote(f'{name}\\nanswered: {answer}')}, "
+                'fillcolor="#eeeeee", fontcolor="black", penwidth=2.5, style="rounded,filled,bold"]')
+    if hide_numbers:
+        return f'{spec.name} [label={_quote(name)}, fillcolor="white", fontcolor="black"]'
+    dist = d.posterior[spec.name]
+    if "yes" in dist:
+        state, p = "yes", dist["yes"]
+        text = describe(p)
+    else:
+        state = max(dist, key=dist.__getitem__)
+        p = dist[state]
+        text = f"most likely {spec.state_label(state)}: {describe(p)}"
+    fill, font = shade(p)
+    return (f"{spec.name} [label={_quote(f'{name}\\n{text}')}, fillcolor={_quote(fill)}, "
+            f"fontcolor={_quote(font)}]")
+
+
+def dot(d: Diagnosis) -> str:
+    lines = [
+        "digraph knowpain {",
+        "  rankdir=TB; nodesep=0.25; ranksep=0.45; newrank=true;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
+        '  edge [color="#555555", arrowsize=0.7];',
+    ]
+    for role, title in ROLE_TITLES.items():
+        specs = [s for s in cal.nodes.values() if s.role == role]
+        if not specs:
+            continue
+        lines.append(f"  subgraph cluster_{role} {{")
+        lines.append(f'    label={_quote(title)}; fontname="Helvetica"; fontsize=12; '
+                     'style="rounded,dashed"; color="#888888";')
+        lines += [f"    {node_line(s, d)};" for s in specs]
+        lines.append("  }")
+    for spec in cal.nodes.values():
+        lines += [f"  {p} -> {spec.name};" for p in spec.parents]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def describe_node(spec: NodeSpec) -> None:
+    with st.expander(spec.title):
+        if spec.observable and spec.question:
+            st.markdown(f"**Question:** {spec.question}")
+        elif spec.question:
+            st.markdown(f"**Not asked:** {spec.question.removeprefix('Not observed directly: ')}")
+        st.markdown("**Answers:** " + ", ".join(spec.state_label(s) for s in spec.states))
+        if spec.parents:
+            st.markdown("**Depends on:** " + ", ".join(cal.nodes[p].title for p in spec.parents))
+        st.markdown(
+            f"**Numbers:** {PARAM_WORDS.get(spec.cpt, spec.cpt)}. They are worth about "
+            f"{spec.confidence:g} cases of evidence (their confidence), which sets how wide the "
+            "intervals are and how fast real cases can change them."
+        )
+        if spec.rationale:
+            st.markdown(f"**Why these numbers:** {spec.rationale}")
+        if spec.source:
+            st.caption(f"Source: {spec.source}")
+
+
+st.title("How it works")
+common.disclaimer(cal)
+st.markdown(
+    "knowpain is a Bayesian network: a map of what influences what, with a number on every "
+    "arrow set by therapists. Your answers on **Assess** are fixed on the map and the "
+    "network works out how likely each explanation is, how much each answer mattered, "
+    "which question would tell the most, and which change would help most at the next "
+    "session."
+)
+
+st.subheader("The network")
+if hide_numbers:
+    st.caption("A warning sign is ticked on Assess, so no estimates are shown on the map.")
+else:
+    st.caption(
+        "Each box shows its current estimate in words and numbers, given your answers on "
+        "Assess; darker boxes are more probable. Answered questions have a bold border and "
+        "say what you answered."
+    )
+st.graphviz_chart(dot(diagnosis), width="stretch")
+
+st.subheader("Where each number comes from")
+for role, title in ROLE_TITLES.items():
+    specs = [s for s in cal.nodes.values() if s.role == role]
+    if not specs:
+        continue
+    st.markdown(f"#### {title}")
+    for spec in specs:
+        describe_node(spec)
+
+st.subheader("Reading the words")
+st.markdown(
+    "Every number comes with a word from a verbal–numerical scale used to elicit expert "
+    "probabilities (Renooij & Witteman; van der Gaag and colleagues). The word is the "
+    "nearest anchor on the 0–100 line:"
+)
+st.markdown(
+    "| Word | Where it sits |\n|---|---|\n"
+    + "\n".join(f"| {a.word} | {a.percent} % |" for a in ANCHORS)
+)
+st.markdown(
+    "The **90 % interval** next to an estimate shows how far it could move if the "
+    "therapists' numbers were off by as much as their stated confidence allows."
+)
+
+st.subheader("What the model cannot do")
+st.markdown(
+    """
+- **There is no gold standard.** Whether the back muscles were overloaded or did the
+  lifting cannot be measured directly, and there is no large set of lifters with a
+  confirmed cause. The numbers are therapists' judgement anchored on studies; the
+  intervals show how uncertain they are. Recorded cases can refine them over time.
+- **Some links are contested and deliberately kept weak.** A rounded low back is only
+  loosely linked to "something else": a systematic review found low-quality evidence that
+  bending the lower back while lifting is *not* a risk factor for back pain. Likewise,
+  rules such as an acute-to-chronic workload "danger zone" predict injury barely better
+  than chance, so a jump in load moves the estimates only moderately.
+- **Simplifications.** The symptom questions are treated as independent once the causes
+  are known, although in a real person they are linked. In the noisy-OR parts of the
+  network the explanations do not compete when there is no soreness at all.
+- **It describes people who ask this question,** not all lifters, and only three broad
+  explanations; "something else" is the honest catch-all and never drops near zero when
+  your back is sore.
+- **Warning signs are not weighed by the network.** Serious causes of back pain are rare,
+  so a network would give them tiny, falsely reassuring numbers. They are checked by fixed
+  rules first; a red warning sign hides every estimate.
+- **The "what if" numbers are model predictions** for your next session if that one thing
+  changed and everything else stayed the same, not results of a trial.
+"""
+)
