@@ -52,12 +52,12 @@ def warning_signs() -> frozenset[str]:
                 key = common.flag_key(flag.id)
                 if key not in ss:
                     ss[key] = flag.id in ticked_before
-                if st.checkbox(flag.question, key=key, help=flag.help or None):
+                if st.checkbox(flag.question, key=key, help=flag.help or None, wrap=True):
                     ticked.add(flag.id)
     return frozenset(ticked)
 
 
-with st.container(border=True):
+with st.container(border=True, key="warning_signs"):
     flags = warning_signs()
 ss[common.FLAGS] = flags
 
@@ -72,7 +72,10 @@ def ask(spec: NodeSpec, stored: dict[str, str]) -> str:
     label = f"**{spec.title}** — {spec.question}"
     fmt = partial(common.state_label, spec)
     if spec.ordinal:
-        return st.select_slider(label, options, format_func=fmt, key=key, help=spec.help or None)
+        value = st.select_slider(label, options, format_func=fmt, key=key,
+                                 help=spec.help or None)
+        st.caption(" · ".join(fmt(o) for o in options))
+        return value
     return st.radio(label, options, format_func=fmt, key=key, help=spec.help or None,
                     horizontal=True)
 
@@ -85,7 +88,7 @@ def questions() -> dict[str, str]:
     reset.button("Reset answers", on_click=common.reset_answers, args=(cal,),
                  help="Set every question back to 'Not sure' and untick the warning signs.")
     for title, specs in common.questions_by_group(cal):
-        with st.container(border=True):
+        with st.container(border=True, key=f"group_{title.lower()}"):
             st.markdown(f"#### {title}")
             hidden = 0
             for spec in specs:
@@ -116,12 +119,13 @@ def red_screen(d: Diagnosis) -> None:
 def cause_card(d: Diagnosis, cause: str) -> None:
     spec = cal.nodes[cause]
     p, prior = d.causes[cause], d.prior_causes[cause]
-    with st.container(border=True):
+    with st.container(border=True, key=f"cause_{cause}"):
         st.markdown(f"**{spec.title}** · {describe(p)}")
-        st.markdown(f"`{common.text_bar(p, prior)}`")
-        band = report.interval_text(d.cause_intervals.get(cause))
-        band = f"{band} · " if band else ""
-        st.caption(f"{band}┃ before your answers: {describe(prior)}")
+        interval = d.cause_intervals.get(cause)
+        st.markdown(common.bar_html(p, prior, interval), unsafe_allow_html=True)
+        band = report.interval_text(interval)
+        band = f"{band} (hatched) · " if band else ""
+        st.caption(f"{band}▲ before your answers: {describe(prior)}")
         pushes = [x for x in d.explanation.get(cause, ()) if abs(x.log_odds) >= report.MIN_PUSH]
         with st.expander("Why?"):
             if not d.evidence:
@@ -153,7 +157,7 @@ def fixes(d: Diagnosis) -> None:
         st.markdown("No change in the catalogue is expected to help with these answers.")
         return
     for i, fix in enumerate(d.fixes, start=1):
-        with st.container(border=True):
+        with st.container(border=True, key=f"fix_{fix.target}"):
             st.markdown(f"**{i}. {fix.title}**")
             st.markdown(f"Fixing this: {report.what_if(fix, cal)}.")
             with st.expander("Cues, drills and advice", expanded=i == 1):
@@ -181,8 +185,9 @@ def results(d: Diagnosis, answered: dict[str, str]) -> None:
                  color="orange")
     st.markdown(f"**Best guess:** {d.best_guess}")
     st.caption(
-        "Each bar is the chance that this explanation applies; ┃ marks the starting estimate "
-        "before your answers. Explanations can act together, so they need not add up."
+        "Each bar is the chance that this explanation applies, with its 90 % interval "
+        "hatched and ▲ marking the starting estimate before your answers. Explanations can "
+        "act together, so they need not add up."
     )
     for cause in sorted(d.causes, key=lambda c: -d.causes[c]):
         cause_card(d, cause)
@@ -204,11 +209,11 @@ def sync_link(evidence: dict[str, str]) -> None:
 
 
 left, right = st.columns([5, 6], gap="large")
-with left:
+with left, st.container(key="questions"):
     answered = questions()
 evidence = common.active_evidence(cal, answered)
 diagnosis = common.diagnose(loaded, evidence, flags)
-with right:
+with right, st.container(key="results"):
     results(diagnosis, answered)
     download(diagnosis)
 sync_link(evidence)

@@ -15,7 +15,7 @@ import streamlit as st
 import model
 from calibration.schema import Calibration, NodeSpec
 from model import report
-from model.results import Diagnosis
+from model.results import Diagnosis, Interval
 
 #: Widget value meaning "not sure" (unobserved); never a state name (states are lower case).
 UNKNOWN = "__not_sure__"
@@ -145,21 +145,44 @@ def questions_by_group(cal: Calibration) -> list[tuple[str, list[NodeSpec]]]:
 
 
 # ---- formatting ------------------------------------------------------------------------------
-_PARTIAL = " ▏▎▍▌▋▊▉"
+BAR_FILL = "#3d6fa3"
 
 
-def text_bar(p: float, prior: float | None = None, width: int = 24) -> str:
-    """A bar of block characters for ``p``; ``┃`` marks where ``prior`` sits."""
-    eighths = round(max(0.0, min(1.0, p)) * width * 8)
-    full, part = divmod(eighths, 8)
-    cells = ["█"] * full
-    if part and full < width:
-        cells.append(_PARTIAL[part])
-    cells += ["░"] * (width - len(cells))
+def _pct(p: float) -> float:
+    return round(100 * max(0.0, min(1.0, p)), 1)
+
+
+def bar_html(p: float, prior: float | None = None, interval: Interval | None = None) -> str:
+    """A horizontal bar for ``p``: hatching spans the interval, a tick marks the prior.
+
+    Shapes, not colours, carry the meaning (solid fill, hatched band, tick labelled
+    "before"); the numbers and words are always printed next to it as text.
+    """
+    label = f"{report.percent(p)}"
+    parts = [
+        f'<div role="img" aria-label="bar: {label}" style="position:relative;height:16px;'
+        'margin:4px 0 22px 0;border:1px solid rgba(128,128,128,.7);border-radius:4px;">',
+        f'<div style="position:absolute;left:0;top:0;bottom:0;width:{_pct(p)}%;'
+        f'background:{BAR_FILL};border-radius:3px 0 0 3px;"></div>',
+    ]
+    if interval is not None and interval.high == interval.high:  # not NaN
+        lo, hi = _pct(interval.low), _pct(interval.high)
+        parts.append(
+            f'<div style="position:absolute;top:3px;bottom:3px;left:{lo}%;width:{hi - lo}%;'
+            "background:repeating-linear-gradient(135deg,rgba(255,255,255,.85) 0 2px,"
+            'rgba(120,120,120,.55) 2px 5px);"></div>'
+        )
     if prior is not None:
-        at = min(width - 1, max(0, int(prior * width)))
-        cells[at] = "┃"
-    return "".join(cells)
+        at = _pct(prior)
+        shift = "0" if at < 12 else ("-100%" if at > 88 else "-50%")
+        parts.append(
+            f'<div style="position:absolute;top:-5px;bottom:-5px;left:calc({at}% - 1px);'
+            'width:3px;background:currentColor;"></div>'
+            f'<div style="position:absolute;top:19px;left:{at}%;transform:translateX({shift});'
+            'font-size:0.75rem;line-height:1;white-space:nowrap;opacity:.8;">▲ before</div>'
+        )
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def disclaimer(cal: Calibration) -> None:

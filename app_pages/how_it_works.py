@@ -39,16 +39,18 @@ def shade(p: float) -> tuple[str, str]:
     return "#{:02x}{:02x}{:02x}".format(*rgb), ("white" if p > 0.55 else "black")
 
 
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quote(*lines: str) -> str:
+    """A DOT string literal; several lines are joined with centred line breaks."""
+    escaped = (t.replace("\\", "\\\\").replace('"', '\\"') for t in lines)
+    return '"' + "\\n".join(escaped) + '"'
 
 
 def node_line(spec: NodeSpec, d: Diagnosis) -> str:
     name = spec.title
     if spec.name in d.evidence:
-        answer = spec.state_label(d.evidence[spec.name])
-        return (f"{spec.name} [label={_quote(f'{name}\\nanswered: {answer}')}, "
-                'fillcolor="#eeeeee", fontcolor="black", penwidth=2.5, style="rounded,filled,bold"]')
+        label = _quote(name, "answered: " + spec.state_label(d.evidence[spec.name]))
+        return (f"{spec.name} [label={label}, fillcolor=\"#eeeeee\", fontcolor=\"black\", "
+                'penwidth=2.5, style="rounded,filled,bold"]')
     if hide_numbers:
         return f'{spec.name} [label={_quote(name)}, fillcolor="white", fontcolor="black"]'
     dist = d.posterior[spec.name]
@@ -60,8 +62,8 @@ def node_line(spec: NodeSpec, d: Diagnosis) -> str:
         p = dist[state]
         text = f"most likely {spec.state_label(state)}: {describe(p)}"
     fill, font = shade(p)
-    return (f"{spec.name} [label={_quote(f'{name}\\n{text}')}, fillcolor={_quote(fill)}, "
-            f"fontcolor={_quote(font)}]")
+    label = _quote(name, text)
+    return f"{spec.name} [label={label}, fillcolor={_quote(fill)}, fontcolor={_quote(font)}]"
 
 
 def dot(d: Diagnosis) -> str:

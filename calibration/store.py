@@ -385,10 +385,22 @@ class Store:
         return conn
 
     def _read_marks(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        return app_id, version, tables
+        """(application_id, user_version, number of schema objects), from one snapshot.
+
+        Outside a transaction the three reads are wrapped in a read transaction, so another
+        process initialising the same new file cannot commit between them.
+        """
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            if own:
+                conn.execute("COMMIT")
+        return int(app_id), int(version), int(tables)
 
     def _check_marks(self, app_id: int, version: int, tables: int) -> bool:
         """Validate the schema markers; True if initialisation or migration is needed."""

@@ -52,8 +52,7 @@ def _diagnosis_text(d: Diagnosis, m) -> str:
             iv = d.cause_intervals.get(c)
             band = f"  90% {iv.low:.0%}-{iv.high:.0%}" if iv else ""
             lines.append(
-                f"  {cal.nodes[c].title:<28} {describe(p):<24}{band}  "
-                f"(prior {d.prior_causes[c]:.0%})"
+                f"  {cal.nodes[c].title}: {describe(p)}{band}  (prior {d.prior_causes[c]:.0%})"
             )
         lines.append(d.best_guess)
         if d.fixes:

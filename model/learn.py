@@ -63,6 +63,7 @@ __all__ = [
     "MovedParameter",
     "case_frame",
     "encode_cases",
+    "likelihood_arrays",
     "moved_parameters",
 ]
 
@@ -171,6 +172,22 @@ def encode_cases(cases: Cases, calibration: Calibration) -> np.ndarray:
         if adjudicated in cases.columns:
             adj = _encode_column(cases[adjudicated], adjudicated, states)
             out[:, j] = np.where(adj >= 0, adj, out[:, j])
+    return out
+
+
+def likelihood_arrays(codes: np.ndarray, calibration: Calibration) -> dict[str, np.ndarray]:
+    """Engine evidence from :func:`encode_cases` codes: ``{node: (rows, card)}``.
+
+    One-hot where a node is known, ones where it is not; nodes unknown in every row are
+    left out.
+    """
+    out: dict[str, np.ndarray] = {}
+    for j, (name, node) in enumerate(calibration.nodes.items()):
+        known = codes[:, j] >= 0
+        if known.any():
+            arr = np.ones((codes.shape[0], node.card))
+            arr[known] = np.eye(node.card)[codes[known, j]]
+            out[name] = arr
     return out
 
 
@@ -346,6 +363,47 @@ def _patterns(codes: np.ndarray, weights: np.ndarray, cards: Sequence[int]) -> t
     return codes[first], total, first
 
 
+@dataclass(frozen=True)
+class _Iterate:
+    """One EM iterate: its tables, log-likelihood, objective and expected counts."""
+
+    tables: dict[str, np.ndarray]
+    log_likelihood: float
+    objective: float
+    counts: dict[str, np.ndarray]
+
+
+def _extrapolate(
+    t0: Mapping[str, np.ndarray],
+    t1: Mapping[str, np.ndarray],
+    t2: dict[str, np.ndarray],
+    nodes: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """SQUAREM's jump ``t0 - 2αr + α²v`` over ``nodes``; ``t2`` itself when it cannot help.
+
+    ``r = t1 - t0`` and ``v = t2 - 2·t1 + t0``; the step length ``α = -|r|/|v|`` is halved
+    towards -1 (where the jump is ``t2``) until every column stays a distribution that is
+    positive wherever ``t2`` is. Column sums are preserved by construction. Nodes outside
+    ``nodes`` (families observed in every row) are taken from ``t2``.
+    """
+    r = {n: t1[n] - t0[n] for n in nodes}
+    v = {n: t2[n] - 2.0 * t1[n] + t0[n] for n in nodes}
+    r_norm = math.sqrt(sum(float((a * a).sum()) for a in r.values()))
+    v_norm = math.sqrt(sum(float((a * a).sum()) for a in v.values()))
+    if r_norm == 0.0 or v_norm == 0.0:
+        return t2
+    alpha = -r_norm / v_norm
+    while alpha < -1.01:
+        jump = {n: t0[n] - 2.0 * alpha * r[n] + alpha * alpha * v[n] for n in nodes}
+        if all(np.all(np.where(t2[n] > 0, jump[n] > 0, jump[n] >= 0)) for n in nodes):
+            out = dict(t2)
+            for n in nodes:
+                out[n] = jump[n] / jump[n].sum(axis=-1, keepdims=True)
+            return out
+        alpha = (alpha - 1.0) / 2.0
+    return t2
+
+
 class EMRefit(_Refit):
     """Refit from incomplete cases by MAP expectation–maximisation with the exact engine.
 
@@ -365,10 +423,16 @@ class EMRefit(_Refit):
     base, nodes, confidence:
         As for :class:`DirichletRefit`; ``base`` is also the starting point.
     max_iter:
-        Largest number of M-steps.
+        Largest number of M-steps (EM updates).
     tol:
-        Converged when the objective (log-likelihood plus log-prior) gains less than
-        ``tol`` per case in one iteration.
+        Converged when one plain EM step gains less than ``tol`` per case in the objective
+        (log-likelihood plus log-prior, both summed over cases).
+    accelerate:
+        Use SQUAREM (Varadhan & Roland, Scand J Stat 2008): after each plain step, one more
+        step and an extrapolation along the two, stabilised by a further EM step and kept
+        only if it beats the plain step — so the objective still never decreases. Latent
+        causes make plain EM crawl; this typically needs 3-5× fewer E-steps. ``False``
+        gives textbook EM.
 
     Attributes (after :meth:`fit`)
     ------------------------------
@@ -379,12 +443,13 @@ class EMRefit(_Refit):
     column_confidence_ : dict[str, ndarray]
         ``N + Σ expected n`` per column.
     n_iter_ : int
-        M-steps performed.
+        M-steps performed (an accelerated cycle performs up to three).
     converged_ : bool
         Whether the tolerance was met within ``max_iter``.
     history_ : tuple[float, ...]
-        Log-likelihood ``Σ_rows w·log P(evidence)`` after each iteration; the first entry is
-        that of ``base``, the last that of :attr:`calibration_`.
+        Log-likelihood ``Σ_rows w·log P(evidence)`` of each accepted iterate (one per plain
+        step or accelerated cycle); the first entry is that of ``base``, the last that of
+        :attr:`calibration_`.
     objective_history_ : tuple[float, ...]
         ``history_`` plus the log-prior ``Σ N·p·log θ``: the quantity EM never decreases.
     log_likelihood_ : float
@@ -403,16 +468,23 @@ class EMRefit(_Refit):
         max_iter: int = 100,
         tol: float = 1e-6,
         *,
+        accelerate: bool = True,
         nodes: Sequence[str] | None = None,
         confidence: float | Mapping[str, float] | None = None,
     ) -> None:
         super().__init__(base, nodes=nodes, confidence=confidence)
         self.max_iter = max_iter
         self.tol = tol
+        self.accelerate = accelerate
 
     def get_params(self) -> dict[str, Any]:
         """The constructor settings."""
-        return {**super().get_params(), "max_iter": self.max_iter, "tol": self.tol}
+        return {
+            **super().get_params(),
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "accelerate": self.accelerate,
+        }
 
     def fit(self, cases: Cases, sample_weight: Any = None) -> EMRefit:
         """Run EM from ``base`` and build :attr:`calibration_`."""
@@ -445,13 +517,7 @@ class EMRefit(_Refit):
             base.cpts(),
             joint_sets=[families[n] for n in hidden],
         )
-        evidence: dict[str, np.ndarray] = {}
-        for j, name in enumerate(names):
-            known = seen[:, j]
-            if known.any():
-                arr = np.ones((patterns.shape[0], cards[j]))
-                arr[known] = np.eye(cards[j])[patterns[known, j]]
-                evidence[name] = arr
+        evidence = likelihood_arrays(patterns, base)
         total_weight = float(pweights.sum())
 
         def log_prior(tables: Mapping[str, np.ndarray]) -> float:
@@ -483,29 +549,47 @@ class EMRefit(_Refit):
         def m_step(counts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             return {n: _posterior_mean(priors[n], conf[n], counts[n]) for n in learned}
 
-        tables = dict(priors)
-        ll, counts = e_step(tables)
-        history = [ll]
-        objective = [ll + log_prior(tables)]
+        def evaluate(tables: dict[str, np.ndarray]) -> _Iterate:
+            ll, counts = e_step(tables)
+            return _Iterate(tables, ll, ll + log_prior(tables), counts)
+
+        scale = max(total_weight, 1.0)
+        current = evaluate(dict(priors))
+        history = [current]
         converged = False
         n_iter = 0
         while n_iter < self.max_iter:
-            tables = m_step(counts)
+            # one plain EM step: its gain is the convergence test, and its result the
+            # fallback that keeps every accepted iterate at least as good as the last
+            step = evaluate(m_step(current.counts))
             n_iter += 1
-            ll, counts = e_step(tables)
-            history.append(ll)
-            objective.append(ll + log_prior(tables))
-            gain = (objective[-1] - objective[-2]) / max(total_weight, 1.0)
-            if abs(gain) < self.tol:
+            if (step.objective - current.objective) / scale < self.tol:
+                current = step
                 converged = True
+                history.append(current)
                 break
+            if not self.accelerate or n_iter + 2 > self.max_iter:
+                current = step
+                history.append(current)
+                continue
+            # SQUAREM (Varadhan & Roland 2008, scheme S3): extrapolate along the first and
+            # second differences of two EM steps, then stabilise with one more EM step
+            second = m_step(step.counts)
+            n_iter += 1
+            jump = _extrapolate(current.tables, step.tables, second, hidden)
+            stabilised = evaluate(m_step(e_step(jump)[1]) if jump is not second else second)
+            if jump is not second:
+                n_iter += 1
+            current = stabilised if stabilised.objective >= step.objective else step
+            history.append(current)
+        tables, counts = current.tables, current.counts
         self.counts_ = counts
         self.column_confidence_ = {n: conf[n] + counts[n].sum(axis=-1) for n in learned}
         self.n_iter_ = n_iter
         self.converged_ = converged
-        self.history_ = tuple(history)
-        self.objective_history_ = tuple(objective)
-        self.log_likelihood_ = history[-1]
+        self.history_ = tuple(it.log_likelihood for it in history)
+        self.objective_history_ = tuple(it.objective for it in history)
+        self.log_likelihood_ = current.log_likelihood
         self.hidden_families_ = tuple(families[n] for n in hidden)
         self.learned_ = tuple(learned) if n_iter else ()
         self.n_cases_ = int(codes.shape[0])

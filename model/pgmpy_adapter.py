@@ -6,14 +6,19 @@ loaded when someone asks for ``Model.network``, the ``pgmpy`` backend, or an exp
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from pgmpy.factors.discrete import TabularCPD
-from pgmpy.inference import VariableElimination
-from pgmpy.models import DiscreteBayesianNetwork
-from pgmpy.readwrite import BIFReader, BIFWriter, XMLBIFReader, XMLBIFWriter
+
+with warnings.catch_warnings():
+    # pgmpy 1.1.2 warns about its own deprecated estimators module on import
+    warnings.simplefilter("ignore", FutureWarning)
+    from pgmpy.factors.discrete import TabularCPD
+    from pgmpy.inference import VariableElimination
+    from pgmpy.models import DiscreteBayesianNetwork
+    from pgmpy.readwrite import BIFReader, BIFWriter, XMLBIFReader, XMLBIFWriter
 
 from model.engine import BatchResult, ImpossibleEvidenceError
 
@@ -67,9 +72,9 @@ def read_network(path: str | Path) -> tuple[dict, dict, dict]:
 def export_network(net: DiscreteBayesianNetwork, fmt: str, out: str | Path) -> None:
     """Write ``net`` as BIF or XMLBIF."""
     if fmt == "bif":
-        BIFWriter(net).write_bif(str(out))
+        BIFWriter(net).write(str(out))
     elif fmt == "xmlbif":
-        XMLBIFWriter(net).write_xmlbif(str(out))
+        XMLBIFWriter(net).write(str(out))
     else:
         raise ValueError(f"unknown export format {fmt!r}; valid formats are: bif, xmlbif")
 

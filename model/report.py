@@ -155,7 +155,8 @@ def interval_text(interval: Interval | None) -> str:
     if interval is None or math.isnan(interval.low) or math.isnan(interval.high):
         return ""
     level = round(interval.level * 100)
-    return f"{level} % interval: {percent(interval.low).removesuffix(' %')}–{percent(interval.high)}"
+    low = percent(interval.low).removesuffix(" %")
+    return f"{level} % interval: {low}–{percent(interval.high)}"
 
 
 def push_word(log_odds: float) -> str:

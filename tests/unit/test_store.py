@@ -341,7 +341,8 @@ def test_two_processes_writing_at_once(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(path), name, str(go), SEED],
-            stdout=subprocess.PIPE, text=True, cwd=REPO, env=child_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env=child_env(),
         )
         for name in ("w1", "w2")
     ]
@@ -351,8 +352,8 @@ def test_two_processes_writing_at_once(tmp_path: Path) -> None:
         go.touch()
         results = {}
         for name, p in zip(("w1", "w2"), procs, strict=True):
-            out, _ = p.communicate(timeout=60)
-            assert p.returncode == 0, out
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
             results[name] = json.loads(out.strip().splitlines()[-1])
     finally:
         for p in procs:
