@@ -60,6 +60,7 @@ def warning_signs() -> frozenset[str]:
 with st.container(border=True, key="warning_signs"):
     flags = warning_signs()
 ss[common.FLAGS] = flags
+routing = st.container(key="routing")  # the red routing message goes right under the screen
 
 
 # ---- 2. questions -------------------------------------------------------------------------------
@@ -110,22 +111,25 @@ def questions() -> dict[str, str]:
 
 # ---- 3. results ---------------------------------------------------------------------------------
 def red_screen(d: Diagnosis) -> None:
-    st.error(f"**Stop and get checked.** {d.triage.message}", icon=":material/emergency:")
-    for reason in d.triage.reasons:
-        st.markdown(f"- {reason}")
-    st.caption("Ticked a warning sign by mistake? Untick it to see the estimates.")
+    with routing:
+        st.error(f"**Stop and get checked.** {d.triage.message}", icon=":material/emergency:")
+        for reason in d.triage.reasons:
+            st.markdown(f"- {reason}")
+        st.caption("Ticked a warning sign by mistake? Untick it to see the estimates.")
+    st.error("**No estimates are shown** while a warning sign is ticked: see the message "
+             "under the warning signs.", icon=":material/block:")
 
 
 def cause_card(d: Diagnosis, cause: str) -> None:
     spec = cal.nodes[cause]
     p, prior = d.causes[cause], d.prior_causes[cause]
     with st.container(border=True, key=f"cause_{cause}"):
-        st.markdown(f"**{spec.title}** · {describe(p)}")
+        st.markdown(common.nb(f"**{spec.title}** · {describe(p)}"))
         interval = d.cause_intervals.get(cause)
         st.markdown(common.bar_html(p, prior, interval), unsafe_allow_html=True)
         band = report.interval_text(interval)
         band = f"{band} (hatched) · " if band else ""
-        st.caption(f"{band}▲ before your answers: {describe(prior)}")
+        st.caption(common.nb(f"{band}▲ before your answers: {describe(prior)}"))
         pushes = [x for x in d.explanation.get(cause, ()) if abs(x.log_odds) >= report.MIN_PUSH]
         with st.expander("Why?"):
             if not d.evidence:
@@ -133,7 +137,7 @@ def cause_card(d: Diagnosis, cause: str) -> None:
             elif not pushes:
                 st.markdown("None of your answers moved this noticeably.")
             for x in pushes[:TOP_PUSHES]:
-                st.markdown(f"- {report.push_phrase(x, cal)}")
+                st.markdown(common.nb(f"- {report.push_phrase(x, cal)}"))
 
 
 def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
@@ -143,12 +147,12 @@ def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
     st.markdown("##### Worth asking next")
     for q in shown[:TOP_QUESTIONS]:
         spec = cal.nodes[q.node]
-        st.markdown(
+        st.markdown(common.nb(
             f"- **{spec.title}** — {report.gain_word(q.gain)} "
             f"(expected gain {q.gain:.2f} bits; likely answer: "
             f"{spec.state_label(q.likely_answer)}, "
             f"{describe(q.answer_probabilities[q.likely_answer])})"
-        )
+        ))
 
 
 def fixes(d: Diagnosis) -> None:
@@ -158,8 +162,8 @@ def fixes(d: Diagnosis) -> None:
         return
     for i, fix in enumerate(d.fixes, start=1):
         with st.container(border=True, key=f"fix_{fix.target}"):
-            st.markdown(f"**{i}. {fix.title}**")
-            st.markdown(f"Fixing this: {report.what_if(fix, cal)}.")
+            st.markdown(f"**{i}. {fix.title}** — {report.effect_word(fix.effect)}")
+            st.markdown(common.nb(f"Fixing this: {report.what_if(fix, cal)}."))
             with st.expander("Cues, drills and advice", expanded=i == 1):
                 if fix.cues:
                     st.markdown("**Cues:** " + " · ".join(f"“{c}”" for c in fix.cues))
@@ -183,7 +187,7 @@ def results(d: Diagnosis, answered: dict[str, str]) -> None:
             st.markdown(f"- {reason}")
         st.badge("Less reliable: for information only", icon=":material/warning:",
                  color="orange")
-    st.markdown(f"**Best guess:** {d.best_guess}")
+    st.markdown(common.nb(f"**Best guess:** {d.best_guess}"))
     st.caption(
         "Each bar is the chance that this explanation applies, with its 90 % interval "
         "hatched and ▲ marking the starting estimate before your answers. Explanations can "

@@ -185,6 +185,11 @@ def bar_html(p: float, prior: float | None = None, interval: Interval | None = N
     return "".join(parts)
 
 
+def nb(text: str) -> str:
+    """Keep a number and its percent sign on one line (narrow screens)."""
+    return text.replace(" %", "\u00a0%")
+
+
 def disclaimer(cal: Calibration) -> None:
     """The calibration's disclaimer, shown on every page."""
     st.info(cal.messages.disclaimer, icon=":material/info:")

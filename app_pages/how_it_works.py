@@ -22,6 +22,7 @@ PARAM_WORDS = {
     "plus a small leak for everything the parents do not cover",
     "noisy_max": "a leaky noisy-MAX: like noisy-OR, for an effect with graded levels",
 }
+ROWS = (("context",), ("technique", "latent"), ("cause",), ("symptom",))
 LOW, HIGH = (255, 255, 255), (31, 78, 121)
 
 loaded = common.load_model()
@@ -47,6 +48,7 @@ def _quote(*lines: str) -> str:
 
 def node_line(spec: NodeSpec, d: Diagnosis) -> str:
     name = spec.title
+    name_lines: tuple[str, ...] = (name,)
     if spec.name in d.evidence:
         label = _quote(name, "answered: " + spec.state_label(d.evidence[spec.name]))
         return (f"{spec.name} [label={label}, fillcolor=\"#eeeeee\", fontcolor=\"black\", "
@@ -60,17 +62,19 @@ def node_line(spec: NodeSpec, d: Diagnosis) -> str:
     else:
         state = max(dist, key=dist.__getitem__)
         p = dist[state]
-        text = f"most likely {spec.state_label(state)}: {describe(p)}"
+        text = describe(p)
+        name_lines = (name, f"(most likely: {spec.state_label(state)})")
     fill, font = shade(p)
-    label = _quote(name, text)
+    label = _quote(*name_lines, text)
     return f"{spec.name} [label={label}, fillcolor={_quote(fill)}, fontcolor={_quote(font)}]"
 
 
 def dot(d: Diagnosis) -> str:
     lines = [
         "digraph knowpain {",
-        "  rankdir=TB; nodesep=0.25; ranksep=0.45; newrank=true;",
-        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11];',
+        "  rankdir=TB; nodesep=0.15; ranksep=0.6; newrank=true;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=13,'
+        ' margin="0.12,0.06"];',
         '  edge [color="#555555", arrowsize=0.7];',
     ]
     for role, title in ROLE_TITLES.items():
@@ -82,6 +86,10 @@ def dot(d: Diagnosis) -> str:
                      'style="rounded,dashed"; color="#888888";')
         lines += [f"    {node_line(s, d)};" for s in specs]
         lines.append("  }")
+    for row in ROWS:  # one row per group of roles, top to bottom
+        names = [n for n, spec in cal.nodes.items() if spec.role in row]
+        if names:
+            lines.append(f"  {{ rank=same; {'; '.join(names)}; }}")
     for spec in cal.nodes.values():
         lines += [f"  {p} -> {spec.name};" for p in spec.parents]
     lines.append("}")

@@ -13,7 +13,7 @@ tables (columns layout, optionally with a batch axis) for one call, without reco
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from string import ascii_letters
 
@@ -25,6 +25,7 @@ import numpy as np
 _einsum = getattr(getattr(np, "_core", np).multiarray, "c_einsum", np.einsum)
 
 BATCH = "Z"
+BLOCK = 2048  # rows per block for big batches: keeps each block's arrays in cache
 _LETTERS = ascii_letters.replace(BATCH, "")
 
 
@@ -245,20 +246,25 @@ class CompiledNetwork:
         program = self._program(observed, frozenset(batched))
         ev = [a if a.ndim == 2 else a[None, :] for a in evidence.values()]
         size = max([a.shape[0] for a in ev] + [slots[c].shape[0] for c in batched], default=1)
-        slots.append(self._carrier(size))
-        slots.extend(ev)
-        slots.extend([None] * (program.n_slots - len(slots)))
-        for subs, out, ins in program.steps:
-            slots[out] = _einsum(subs, *[slots[i] for i in ins])
+        if size > BLOCK and not batched:
+            outs = [
+                self._run(program, slots, [a[s : s + BLOCK] if a.shape[0] > 1 else a for a in ev])
+                for s in range(0, size, BLOCK)
+            ]
+            slots = [np.concatenate(parts) for parts in zip(*outs, strict=True)]
+        else:
+            slots = self._run(program, slots, ev)
+        marginal_parts = slots[: len(self.names)]
+        joint_parts = dict(zip(program.joint_slots, slots[len(self.names) :], strict=True))
         # every unnormalised marginal sums to P(evidence); the first one will do
-        p_e = slots[program.marginal_slots[0]].sum(axis=1)
+        p_e = marginal_parts[0].sum(axis=1)
         bad = ~(p_e > 0) | ~np.isfinite(p_e)
         if bad.any() and raise_on_impossible:
             raise ImpossibleEvidenceError(np.flatnonzero(bad).tolist())
         with np.errstate(invalid="ignore", divide="ignore"):
             scale = np.where(bad, np.nan, 1.0 / np.where(bad, 1.0, p_e))[:, None]
         # all marginals side by side: one clip and one renormalisation for the lot
-        stacked = np.concatenate([slots[i] for i in program.marginal_slots], axis=1) * scale
+        stacked = np.concatenate(marginal_parts, axis=1) * scale
         np.clip(stacked, 0.0, 1.0, out=stacked)
         sums = np.add.reduceat(stacked, self._offsets, axis=1)
         stacked /= np.repeat(sums, self._card_list, axis=1)
@@ -266,11 +272,29 @@ class CompiledNetwork:
             n: stacked[:, o : o + k]
             for n, o, k in zip(self.names, self._offsets, self._card_list, strict=True)
         }
-        joints = {}
-        for js, slot in program.joint_slots.items():
-            j = slots[slot]
-            joints[js] = j * scale.reshape((-1,) + (1,) * (j.ndim - 1))
+        joints = {
+            js: j * scale.reshape((-1,) + (1,) * (j.ndim - 1)) for js, j in joint_parts.items()
+        }
         return BatchResult(marginals=marginals, joints=joints, evidence_probability=p_e)
+
+    def _run(self, program: _Program, potentials: list, ev: list[np.ndarray]) -> list:
+        """Execute a program on one block; returns the marginal then the joint slots."""
+        size = max([a.shape[0] for a in ev] + [p.shape[0] for p in potentials[len(self.cliques) :]],
+                   default=1)
+        slots = list(potentials[: len(self.cliques)])
+        slots.append(self._carrier(size))
+        slots.extend(ev)
+        slots.extend([None] * (program.n_slots - len(slots)))
+        if size >= BLOCK // 2:
+            # big blocks: pairwise contractions along cached paths beat one n-ary loop
+            for (subs, out, ins), path in zip(program.steps, program.paths(slots), strict=True):
+                slots[out] = np.einsum(subs, *[slots[i] for i in ins], optimize=path)
+        else:
+            for subs, out, ins in program.steps:
+                slots[out] = _einsum(subs, *[slots[i] for i in ins])
+        return [slots[i] for i in program.marginal_slots] + [
+            slots[i] for i in program.joint_slots.values()
+        ]
 
     def _carrier(self, size: int) -> np.ndarray:
         if size not in self._carriers:
@@ -286,6 +310,18 @@ class _Program:
     n_slots: int
     marginal_slots: tuple[int, ...]
     joint_slots: dict[tuple[str, ...], int]
+    _cache: dict = field(default_factory=dict)
+
+    def paths(self, slots: list) -> list:
+        """Greedy pairwise contraction paths, found once on the first big block."""
+        if "paths" not in self._cache:
+            work, paths = list(slots), []
+            for subs, out, ins in self.steps:
+                ops = [work[i] for i in ins]
+                paths.append(np.einsum_path(subs, *ops, optimize="greedy")[0])
+                work[out] = np.einsum(subs, *ops, optimize=paths[-1])
+            self._cache["paths"] = paths  # one assignment: safe under Streamlit's threads
+        return self._cache["paths"]
 
 
 def _triangulate(graph: nx.Graph, cards: Mapping[str, int]) -> list[set[str]]:

@@ -202,17 +202,16 @@ class Model:
                     f"unknown column {col!r}; columns must be nodes: {', '.join(self.variables)}"
                 )
             states = self.variables[col]
-            lookup = {s: i for i, s in enumerate(states)}
-            values = df[col].to_numpy(dtype=object)
-            idx = np.fromiter(
-                (lookup.get(v, -2) if not is_unknown(v) else -1 for v in values),
-                dtype=np.int64,
-                count=size,
-            )
-            bad = np.flatnonzero(idx == -2)
-            if bad.size:
+            values = df[col]
+            idx = pd.Categorical(values, categories=states).codes.astype(np.int64)
+            positions = np.flatnonzero(idx < 0)
+            unmatched = values.iloc[positions]
+            blank = unmatched.isna() | unmatched.astype(str).str.strip().eq("")
+            if not blank.all():
+                first = int(np.flatnonzero(~blank.to_numpy())[0])
                 raise EvidenceError(
-                    f"row {int(bad[0])}, column {col!r}: unknown state {values[bad[0]]!r}; "
+                    f"row {int(positions[first])}, column {col!r}: unknown state "
+                    f"{unmatched.iat[first]!r}; "
                     f"valid states are: {', '.join(states)}"
                 )
             if (idx >= 0).any():

@@ -29,6 +29,7 @@ __all__ = [
     "UNANSWERED_VALUES",
     "LinkAnswers",
     "build_report",
+    "effect_word",
     "evidence_key",
     "gain_word",
     "interval_text",
@@ -199,6 +200,17 @@ def gain_word(bits: float) -> str:
     return "barely useful"
 
 
+def effect_word(effect: float) -> str:
+    """How much a fix helps, from the drop in the outcome's probability."""
+    if effect >= 0.10:
+        return "a big help"
+    if effect >= 0.04:
+        return "a clear help"
+    if effect >= 0.01:
+        return "a small help"
+    return "barely helps"
+
+
 def outcome_label(calibration: Calibration) -> str:
     out = calibration.outcome
     if out and out in calibration.nodes:
@@ -335,7 +347,8 @@ def build_report(
         if not d.fixes:
             lines += ["No change in the catalogue is expected to help with these answers.", ""]
         for i, f in enumerate(d.fixes, start=1):
-            lines += [f"### {i}. {f.title}", "", f"Fixing this: {what_if(f, calibration)}.", ""]
+            lines += [f"### {i}. {f.title} ({effect_word(f.effect)})", "",
+                      f"Fixing this: {what_if(f, calibration)}.", ""]
             if f.cues:
                 lines.append("Cues: " + "; ".join(f.cues) + ".")
                 lines.append("")

@@ -54,7 +54,7 @@ def test_assess_renders_with_every_question_not_sure_and_the_disclaimer():
         assert cause_percent(at, cause) == round(M.prior_causes[cause] * 100)
         card = at.get_by_key(f"cause_{cause}")
         assert " — " in card.markdown[0].value  # the verbal anchor
-        assert "90 % interval" in card.caption[0].value
+        assert "90\xa0% interval" in card.caption[0].value
         assert "before your answers" in card.caption[0].value
 
 
@@ -62,7 +62,7 @@ def test_numbers_on_the_page_always_come_with_words():
     """Every probability the model produces is shown with a word from the verbal scale."""
     at = start({"training_age": "first_sessions", "low_back_soreness": "mild"})
     assert_ok(at)
-    anchor = re.compile(r"\d+ % — (\(almost\) certain|probable|expected|fifty-fifty|uncertain|"
+    anchor = re.compile(r"\d+\s% — (\(almost\) certain|probable|expected|fifty-fifty|uncertain|"
                         r"improbable|\(almost\) impossible)")
     model_lines = [m.value for m in at.markdown
                    if m.value.startswith("**Best guess:**") or "expected gain" in m.value]
@@ -75,7 +75,7 @@ def test_numbers_on_the_page_always_come_with_words():
     what_ifs = [m.value for m in at.markdown if m.value.startswith("Fixing this:")]
     assert what_ifs
     for line in what_ifs:
-        assert re.search(r"\d+ % → \d+ % chance of .* \([a-z() -]+ → [a-z() -]+\)", line), line
+        assert re.search(r"\d+\s% → \d+\s% chance of .* \([a-z() -]+ → [a-z() -]+\)", line), line
 
 
 # ---- direction of the estimates -----------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_fixes_show_what_if_numbers_with_words_and_cues():
     head = fix.markdown[0].value
     assert head.startswith("**1. ")  # bracing is the most helpful fix here
     what_if = fix.markdown[1].value
-    assert re.search(r"\d+ % → \d+ % chance of low-back soreness", what_if), what_if
+    assert re.search(r"\d+\s% → \d+\s% chance of low-back soreness", what_if), what_if
     body = " ".join(m.value for m in fix.markdown)
     assert "Ribs down" in body
     assert "Drills" in body
