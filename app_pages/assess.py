@@ -70,7 +70,7 @@ def ask(spec: NodeSpec, stored: dict[str, str]) -> str:
     if key not in ss:
         ss[key] = stored.get(spec.name, common.UNKNOWN)
     options = [common.UNKNOWN, *spec.states]
-    label = f"**{spec.title}** — {spec.question}"
+    label = f"{spec.title}: {spec.question}"
     fmt = partial(common.state_label, spec)
     if spec.ordinal:
         value = st.select_slider(label, options, format_func=fmt, key=key,

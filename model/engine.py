@@ -13,7 +13,7 @@ tables (columns layout, optionally with a batch axis) for one call, without reco
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from string import ascii_letters
 
@@ -25,7 +25,8 @@ import numpy as np
 _einsum = getattr(getattr(np, "_core", np).multiarray, "c_einsum", np.einsum)
 
 BATCH = "Z"
-BLOCK = 2048  # rows per block for big batches: keeps each block's arrays in cache
+BLOCK = 8192  # rows per block for big batches: keeps each block's arrays in cache
+BIG = 64  # from this many rows on, arithmetic outweighs call overhead
 _LETTERS = ascii_letters.replace(BATCH, "")
 
 
@@ -157,13 +158,20 @@ class CompiledNetwork:
 
     # ---- queries -----------------------------------------------------------------------
     @lru_cache(maxsize=4096)  # noqa: B019 — programs are per compiled network and immutable
-    def _program(self, observed: tuple[str, ...], batched_cliques: frozenset[int]) -> _Program:
+    def _program(
+        self, observed: tuple[str, ...], batched_cliques: frozenset[int], big: bool = False
+    ) -> _Program:
         """Compile the einsum steps for one evidence pattern into a flat slot program.
 
         Slots ``0..C-1`` hold clique potentials, ``C`` the batch carrier, then one slot per
         observed node; every step writes one new slot.
         """
         n_cliques = len(self.cliques)
+
+        def bz(sub: str) -> str:
+            # big batches put the batch axis last: einsum's inner loop then runs along it
+            return sub + BATCH if big else BATCH + sub
+
         ev_slot = {n: n_cliques + 1 + i for i, n in enumerate(observed)}
         next_slot = n_cliques + 1 + len(observed)
         steps: list[tuple[str, int, tuple[int, ...]]] = []
@@ -177,18 +185,19 @@ class CompiledNetwork:
 
         def gather(c: int, exclude: int | None) -> tuple[list[str], tuple[int, ...]]:
             letters = self.letters[c]
-            pot = (BATCH if c in batched_cliques else "") + _local(self.cliques[c], letters)
+            pot = _local(self.cliques[c], letters)
+            pot = bz(pot) if c in batched_cliques else pot
             subs, ins = [pot], [c]
             for n in self.evidence_at[c]:
                 if n in ev_slot:
-                    subs.append(BATCH + letters[n])
+                    subs.append(bz(letters[n]))
                     ins.append(ev_slot[n])
             for k in self.neighbors[c]:
                 if k != exclude:
                     sep = [v for v in self.cliques[c] if v in self.cliques[k]]
-                    subs.append(BATCH + _local(sep, letters))
+                    subs.append(bz(_local(sep, letters)))
                     ins.append(msg_slot[(k, c)])
-            if not any(sub.startswith(BATCH) for sub in subs):
+            if not any(BATCH in sub for sub in subs):
                 # the batch carrier keeps the batch axis on results without evidence
                 subs.append(BATCH)
                 ins.append(n_cliques)
@@ -197,29 +206,51 @@ class CompiledNetwork:
         def send(src: int, dst: int) -> None:
             subs, ins = gather(src, dst)
             sep = [v for v in self.cliques[src] if v in self.cliques[dst]]
-            out = BATCH + _local(sep, self.letters[src])
+            out = bz(_local(sep, self.letters[src]))
             msg_slot[(src, dst)] = emit(",".join(subs) + "->" + out, ins)
 
         for c in self.collect_order:
             send(c, self.parent_of[c])
         for c in self.distribute_order:
             send(self.parent_of[c], c)
-        # each marginal (and joint) straight from its clique's operands: one einsum apiece
-        marginal_slots = []
+        # Small batches: each marginal (and joint) straight from its clique's operands, one
+        # call apiece, since call overhead dominates. Big batches: each clique's belief once,
+        # then cheap one-operand reductions, since arithmetic dominates.
+        homes = {c: [] for c in range(n_cliques)}
         for n in self.names:
-            c = self.evidence_home[n]
-            subs, ins = gather(c, None)
-            marginal_slots.append(emit(",".join(subs) + f"->{BATCH}{self.letters[c][n]}", ins))
-        joint_slots = {}
+            homes[self.evidence_home[n]].append(n)
+        targets: dict[int, list[str]] = {c: [] for c in range(n_cliques)}
         for js, c in self.joint_home.items():
+            targets[c].append(js)
+        belief: dict[int, int] = {}
+        if big:
+            for c in range(n_cliques):
+                if homes[c] or targets[c]:
+                    subs, ins = gather(c, None)
+                    full = bz(_local(self.cliques[c], self.letters[c]))
+                    belief[c] = emit(",".join(subs) + "->" + full, ins)
+
+        def reduce_to(c: int, out: str) -> int:
+            if c in belief:
+                full = bz(_local(self.cliques[c], self.letters[c]))
+                return emit(f"{full}->{out}", (belief[c],))
             subs, ins = gather(c, None)
-            out = BATCH + _local(js, self.letters[c])
-            joint_slots[js] = emit(",".join(subs) + "->" + out, ins)
+            return emit(",".join(subs) + "->" + out, ins)
+
+        marginal_slots = [
+            reduce_to(self.evidence_home[n], bz(self.letters[self.evidence_home[n]][n]))
+            for n in self.names
+        ]
+        joint_slots = {
+            js: reduce_to(c, bz(_local(js, self.letters[c])))
+            for js, c in self.joint_home.items()
+        }
         return _Program(
             steps=tuple(steps),
             n_slots=next_slot,
             marginal_slots=tuple(marginal_slots),
             joint_slots=joint_slots,
+            big=big,
         )
 
     def query(
@@ -243,9 +274,9 @@ class CompiledNetwork:
                 slots[c] = self._potential(c, overrides)
                 if slots[c].ndim > len(self.cliques[c]):
                     batched.add(c)
-        program = self._program(observed, frozenset(batched))
         ev = [a if a.ndim == 2 else a[None, :] for a in evidence.values()]
         size = max([a.shape[0] for a in ev] + [slots[c].shape[0] for c in batched], default=1)
+        program = self._program(observed, frozenset(batched), size >= BIG)
         if size > BLOCK and not batched:
             outs = [
                 self._run(program, slots, [a[s : s + BLOCK] if a.shape[0] > 1 else a for a in ev])
@@ -266,8 +297,13 @@ class CompiledNetwork:
         # all marginals side by side: one clip and one renormalisation for the lot
         stacked = np.concatenate(marginal_parts, axis=1) * scale
         np.clip(stacked, 0.0, 1.0, out=stacked)
-        sums = np.add.reduceat(stacked, self._offsets, axis=1)
-        stacked /= np.repeat(sums, self._card_list, axis=1)
+        if size < BIG:
+            sums = np.add.reduceat(stacked, self._offsets, axis=1)
+            stacked /= np.repeat(sums, self._card_list, axis=1)
+        else:  # avoids a (rows × all states) temporary
+            for o, k in zip(self._offsets, self._card_list, strict=True):
+                block = stacked[:, o : o + k]
+                block /= block.sum(axis=1, keepdims=True)
         marginals = {
             n: stacked[:, o : o + k]
             for n, o, k in zip(self.names, self._offsets, self._card_list, strict=True)
@@ -285,16 +321,17 @@ class CompiledNetwork:
         slots.append(self._carrier(size))
         slots.extend(ev)
         slots.extend([None] * (program.n_slots - len(slots)))
-        if size >= BLOCK // 2:
-            # big blocks: pairwise contractions along cached paths beat one n-ary loop
-            for (subs, out, ins), path in zip(program.steps, program.paths(slots), strict=True):
-                slots[out] = np.einsum(subs, *[slots[i] for i in ins], optimize=path)
-        else:
-            for subs, out, ins in program.steps:
-                slots[out] = _einsum(subs, *[slots[i] for i in ins])
-        return [slots[i] for i in program.marginal_slots] + [
-            slots[i] for i in program.joint_slots.values()
-        ]
+        if program.big:
+            for i in range(len(self.cliques) + 1, len(self.cliques) + 1 + len(ev)):
+                slots[i] = np.ascontiguousarray(slots[i].T)
+            for i in range(len(self.cliques)):
+                if slots[i].ndim > len(self.cliques[i]):
+                    slots[i] = np.ascontiguousarray(np.moveaxis(slots[i], 0, -1))
+        for subs, out, ins in program.steps:
+            slots[out] = _einsum(subs, *[slots[i] for i in ins])
+        outs = [slots[i] for i in program.marginal_slots]
+        outs += [slots[i] for i in program.joint_slots.values()]
+        return [np.moveaxis(o, -1, 0) for o in outs] if program.big else outs
 
     def _carrier(self, size: int) -> np.ndarray:
         if size not in self._carriers:
@@ -310,18 +347,7 @@ class _Program:
     n_slots: int
     marginal_slots: tuple[int, ...]
     joint_slots: dict[tuple[str, ...], int]
-    _cache: dict = field(default_factory=dict)
-
-    def paths(self, slots: list) -> list:
-        """Greedy pairwise contraction paths, found once on the first big block."""
-        if "paths" not in self._cache:
-            work, paths = list(slots), []
-            for subs, out, ins in self.steps:
-                ops = [work[i] for i in ins]
-                paths.append(np.einsum_path(subs, *ops, optimize="greedy")[0])
-                work[out] = np.einsum(subs, *ops, optimize=paths[-1])
-            self._cache["paths"] = paths  # one assignment: safe under Streamlit's threads
-        return self._cache["paths"]
+    big: bool
 
 
 def _triangulate(graph: nx.Graph, cards: Mapping[str, int]) -> list[set[str]]:

@@ -563,7 +563,7 @@ def cross_validate(
             else _frame_from_codes(codes[train], base)
         )
         fitted.fit(train_cases)
-        after_p[test] = _predict(fitted.calibration_, codes[test], causes)
+        after_p[test] = _predict(fitted.calibration_, hidden[test], causes)
     rows = np.arange(n)
     before = _records(index, rows, folds, targets, before_p, priors, causes)
     after = _records(index, rows, folds, targets, after_p, priors, causes)

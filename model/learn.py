@@ -591,10 +591,11 @@ class EMRefit(_Refit):
         self.objective_history_ = tuple(it.objective for it in history)
         self.log_likelihood_ = current.log_likelihood
         self.hidden_families_ = tuple(families[n] for n in hidden)
-        self.learned_ = tuple(learned) if n_iter else ()
+        # without a single case nothing was learned: hand back ``base`` in its own form
+        self.learned_ = tuple(learned) if n_iter and total_weight > 0 else ()
         self.n_cases_ = int(codes.shape[0])
         self.n_patterns_ = int(patterns.shape[0])
-        self.calibration_ = self._result(tables) if n_iter else base
+        self.calibration_ = self._result(tables) if self.learned_ else base
         return self
 
 
