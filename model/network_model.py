@@ -16,7 +16,7 @@ from calibration.verbal_scale import describe
 from model import decide, explain, uncertainty
 from model.backends import Backend, make_backend
 from model.engine import ImpossibleEvidenceError
-from model.evidence import EvidenceError, EvidenceInput, check_state, is_unknown, likelihoods
+from model.evidence import EvidenceError, EvidenceInput, check_state, likelihoods
 from model.evidence import normalise as normalise_evidence
 from model.results import Diagnosis, Posterior, SensitivityItem
 from model.triage import check_flags, screen
