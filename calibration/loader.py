@@ -28,6 +28,7 @@ from calibration.schema import (
     Messages,
     NodeSpec,
     RedFlag,
+    Scenario,
     column_key,
 )
 
@@ -96,7 +97,7 @@ def parse_calibration(
             continue
         for key, value in comp_doc.items():
             extra.setdefault(key, value)
-    for key in ("flags", "evidence_rules", "fixes", "checks", "messages"):
+    for key in ("flags", "evidence_rules", "fixes", "checks", "scenarios", "messages"):
         if key in doc:
             extra[key] = doc[key]
 
@@ -112,6 +113,7 @@ def parse_calibration(
             )
 
     red_flags, rules, fixes, checks, messages = _parse_companions(extra, nodes, problems)
+    scenarios = _parse_scenarios(extra.get("scenarios", []), nodes, problems)
     if problems:
         raise CalibrationError(problems, source)
     return Calibration(
@@ -126,6 +128,7 @@ def parse_calibration(
         evidence_rules=rules,
         fixes=fixes,
         checks=checks,
+        scenarios=scenarios,
         messages=messages,
         path=path,
         warnings=tuple(warnings),
@@ -469,3 +472,16 @@ def _parse_companions(
         disclaimer=msgs.get("disclaimer", defaults.disclaimer),
     )
     return tuple(flags), tuple(rules), fixes, tuple(checks), messages
+
+
+def _parse_scenarios(
+    raw: Any, nodes: Mapping[str, NodeSpec], problems: list[str]
+) -> tuple[Scenario, ...]:
+    out = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        sid = item.get("id", f"scenario_{i}")
+        where = f"scenarios {sid!r} field 'evidence'"
+        evidence = item.get("evidence", {})
+        if nodes and _check_assignment(evidence, nodes, where, problems):
+            out.append(Scenario(id=sid, label=item.get("label", sid), evidence=dict(evidence)))
+    return tuple(out)

@@ -112,6 +112,15 @@ class BehaviourCheck:
 
 
 @dataclass(frozen=True)
+class Scenario:
+    """A named reference lifter used to preview what a recalibration changes."""
+
+    id: str
+    label: str
+    evidence: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Messages:
     red: str = "A warning sign you reported needs a clinician's assessment before anything else."
     amber: str = "Get assessed before your next heavy session."
@@ -135,6 +144,7 @@ class Calibration:
     evidence_rules: tuple[EvidenceRule, ...] = ()
     fixes: Mapping[str, FixSpec] = field(default_factory=dict)
     checks: tuple[BehaviourCheck, ...] = ()
+    scenarios: tuple[Scenario, ...] = ()
     messages: Messages = field(default_factory=Messages)
     path: Path | None = None
     warnings: tuple[str, ...] = ()

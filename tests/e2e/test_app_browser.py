@@ -159,7 +159,8 @@ def slide_to(page, node: str, label: str) -> None:
     index = stops.index(label)
     track = widget.locator("[role=group] > div").first
     box = track.bounding_box()
-    page.mouse.click(box["x"] + box["width"] * index / (n - 1), box["y"] + box["height"] / 2)
+    inner = box["width"] - 4  # stay inside the track at both ends
+    page.mouse.click(box["x"] + 2 + inner * index / (n - 1), box["y"] + box["height"] / 2)
     page.wait_for_function(
         "([sel, want]) => document.querySelector(sel)?.getAttribute('aria-valuetext') === want",
         arg=[f".st-key-ans_{node} input[type=range]", label],
