@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -19,12 +19,34 @@ if TYPE_CHECKING:
 MAX_SHAPLEY_FINDINGS = 12
 
 
-def influence_path(model: Model, finding: str, cause: str) -> tuple[str, ...]:
-    """The shortest chain of nodes linking a finding to a cause in the network's skeleton."""
+def influence_path(
+    model: Model, finding: str, cause: str, observed: Collection[str] = ()
+) -> tuple[str, ...]:
+    """The shortest chain of nodes along which a finding can move a cause.
+
+    Only active trails count (d-separation given the other ``observed`` nodes): a chain may
+    pass a collider only when the collider or one of its descendants is observed, and may
+    not pass any other observed node.
+    """
+    given = set(observed) - {finding, cause}
     try:
-        return tuple(nx.shortest_path(model.skeleton, finding, cause))
+        for path in nx.shortest_simple_paths(model.skeleton, finding, cause):
+            if _active(model, path, given):
+                return tuple(path)
     except (nx.NetworkXNoPath, nx.NodeNotFound):
-        return ()
+        pass
+    return ()
+
+
+def _active(model: Model, path: list[str], given: set[str]) -> bool:
+    for a, b, c in zip(path, path[1:], path[2:], strict=False):
+        collider = a in model.parents[b] and c in model.parents[b]
+        if collider:
+            if b not in given and not (model.descendants(b) & given):
+                return False
+        elif b in given:
+            return False
+    return True
 
 
 def contributions(
@@ -56,7 +78,7 @@ def contributions(
                     state=hard.get(f, "soft evidence"),
                     log_odds=float(logit(yes[c][0]) - logit(without)),
                     without=without,
-                    path=influence_path(model, f, c),
+                    path=influence_path(model, f, c, findings),
                     shapley=shap.get(c, {}).get(f),
                 )
             )

@@ -65,6 +65,17 @@ class Model:
         g.add_edges_from((p, n) for n, ps in self.parents.items() for p in ps)
         return g
 
+    def descendants(self, node: str) -> set[str]:
+        """Every node downstream of ``node``."""
+        return self._descendants[node]
+
+    @cached_property
+    def _descendants(self) -> dict[str, set[str]]:
+        g = nx.DiGraph()
+        g.add_nodes_from(self.variables)
+        g.add_edges_from((p, n) for n, ps in self.parents.items() for p in ps)
+        return {n: nx.descendants(g, n) for n in self.variables}
+
     @cached_property
     def twin(self) -> TwinNetwork:
         return build_twin(self.variables, self.parents, self.cpts, self.calibration.fixes)

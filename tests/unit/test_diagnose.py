@@ -188,3 +188,13 @@ def test_soft_evidence_is_accepted_and_validated(default_model):
     assert "bracing_loss" in post
     with pytest.raises(model.EvidenceError, match="valid states"):
         default_model.posterior({"bracing_loss": {"always": 1.0}})
+
+
+def test_explanation_paths_follow_active_trails_only(default_model):
+    d = default_model.diagnose({"training_age": "first_sessions", "low_back_soreness": "mild"})
+    path = {x.node: x.path for x in d.explanation["wrong_prime_mover"]}["training_age"]
+    # glute_soreness is an unobserved collider, so the influence runs through the observed
+    # soreness instead (explaining away between the causes)
+    assert "glute_soreness" not in path
+    assert path[0] == "training_age" and path[-1] == "wrong_prime_mover"
+    assert "low_back_soreness" in path
