@@ -199,17 +199,23 @@ def results(d: Diagnosis, answered: dict[str, str]) -> None:
     fixes(d)
 
 
-def download(d: Diagnosis) -> None:
-    text = report.build_report(cal, d, flags, notices=ss.get(common.NOTICES, ()))
+def share(d: Diagnosis, params: dict[str, str]) -> None:
+    st.markdown("##### Keep or share")
+    link = common.share_link(params)
+    text = report.build_report(cal, d, flags, link=link, notices=ss.get(common.NOTICES, ()))
     st.download_button("Download report (Markdown)", text, file_name="knowpain-report.md",
                        mime="text/markdown", icon=":material/download:", on_click="ignore")
+    if link:
+        st.caption("Or send this link to a coach; it carries your answers:")
+        st.code(link, language=None, wrap_lines=True)
+    else:
+        st.caption("Or send this page's address to a coach; it carries your answers.")
 
 
-def sync_link(evidence: dict[str, str]) -> None:
-    target = report.link_params(evidence, flags, cal)
+def sync_link(params: dict[str, str]) -> None:
     current = {k: st.query_params.get(k) for k in st.query_params}
-    if current != target:
-        st.query_params.from_dict(target)
+    if current != params:
+        st.query_params.from_dict(params)
 
 
 left, right = st.columns([5, 6], gap="large")
@@ -217,7 +223,8 @@ with left, st.container(key="questions"):
     answered = questions()
 evidence = common.active_evidence(cal, answered)
 diagnosis = common.diagnose(loaded, evidence, flags)
+link_params = report.link_params(evidence, flags, cal)
 with right, st.container(key="results"):
     results(diagnosis, answered)
-    download(diagnosis)
-sync_link(evidence)
+    share(diagnosis, link_params)
+sync_link(link_params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -183,6 +184,14 @@ def bar_html(p: float, prior: float | None = None, interval: Interval | None = N
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def share_link(params: Mapping[str, str]) -> str:
+    """The app's address in the user's browser with these query parameters ("" if unknown)."""
+    base = st.context.url
+    if not base:
+        return ""
+    return f"{base}?{urlencode(params)}" if params else base
 
 
 def nb(text: str) -> str:

@@ -46,27 +46,50 @@ def _quote(*lines: str) -> str:
     return '"' + "\\n".join(escaped) + '"'
 
 
-def node_line(spec: NodeSpec, d: Diagnosis) -> str:
-    name = spec.title
-    name_lines: tuple[str, ...] = (name,)
+def node_state(spec: NodeSpec, d: Diagnosis) -> tuple[tuple[str, ...], float | None]:
+    """What a box says (lines after the title) and the probability that shades it.
+
+    Answered nodes say what was answered and are not shaded; with a red flag nothing is.
+    """
     if spec.name in d.evidence:
-        label = _quote(name, "answered: " + spec.state_label(d.evidence[spec.name]))
-        return (f"{spec.name} [label={label}, fillcolor=\"#eeeeee\", fontcolor=\"black\", "
-                'penwidth=2.5, style="rounded,filled,bold"]')
+        return ("answered: " + spec.state_label(d.evidence[spec.name]),), None
     if hide_numbers:
-        return f'{spec.name} [label={_quote(name)}, fillcolor="white", fontcolor="black"]'
+        return (), None
     dist = d.posterior[spec.name]
     if "yes" in dist:
-        state, p = "yes", dist["yes"]
-        text = describe(p)
-    else:
-        state = max(dist, key=dist.__getitem__)
-        p = dist[state]
-        text = describe(p)
-        name_lines = (name, f"(most likely: {spec.state_label(state)})")
+        return (describe(dist["yes"]),), dist["yes"]
+    state = max(dist, key=dist.__getitem__)
+    return (f"(most likely: {spec.state_label(state)})", describe(dist[state])), dist[state]
+
+
+def node_line(spec: NodeSpec, d: Diagnosis) -> str:
+    lines, p = node_state(spec, d)
+    label = _quote(spec.title, *lines)
+    if spec.name in d.evidence:
+        return (f'{spec.name} [label={label}, fillcolor="#eeeeee", fontcolor="black", '
+                'penwidth=2.5, style="rounded,filled,bold"]')
+    if p is None:
+        return f'{spec.name} [label={label}, fillcolor="white", fontcolor="black"]'
     fill, font = shade(p)
-    label = _quote(*name_lines, text)
     return f"{spec.name} [label={label}, fillcolor={_quote(fill)}, fontcolor={_quote(font)}]"
+
+
+def as_list(d: Diagnosis) -> str:
+    """The map in words, for small screens and screen readers."""
+    out = []
+    for role, title in ROLE_TITLES.items():
+        specs = [s for s in cal.nodes.values() if s.role == role]
+        if not specs:
+            continue
+        out.append(f"**{title}**\n")
+        for spec in specs:
+            lines, _ = node_state(spec, d)
+            now = f": {' '.join(lines)}" if lines else ""
+            parents = ", ".join(cal.nodes[p].title for p in spec.parents)
+            after = f" ← depends on {parents}" if parents else ""
+            out.append(f"- {spec.title}{now}{after}")
+        out.append("")
+    return common.nb("\n".join(out))
 
 
 def dot(d: Diagnosis) -> str:
@@ -136,6 +159,8 @@ else:
         "say what you answered."
     )
 st.graphviz_chart(dot(diagnosis), width="stretch")
+with st.expander("The same map as a list (easier on a phone)"):
+    st.markdown(as_list(diagnosis))
 
 st.subheader("Where each number comes from")
 for role, title in ROLE_TITLES.items():

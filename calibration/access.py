@@ -46,7 +46,7 @@ def configured_passcode(secrets: Mapping | None = None) -> str | None:
     if secrets is not None:
         try:
             value = secrets.get(SECRETS_KEY)
-        except Exception:  # noqa: BLE001 - st.secrets raises when no secrets file exists
+        except Exception:  # st.secrets raises when there is no secrets file
             value = None
         if isinstance(value, str) and value.strip():
             return value

@@ -156,12 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("streamlit_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_app)
 
-    try:
-        from model.cli_calibration import add_commands
-    except ImportError:  # the therapist commands are optional until they land
-        pass
-    else:
-        add_commands(sub)
+    from model.cli_calibration import add_commands  # here: it imports this module
+
+    add_commands(sub)
     return parser
 
 
@@ -170,6 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (UsageError, EvidenceError, CalibrationError) as exc:
+        print(f"knowpain: error: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, ValueError) as exc:
+        # imported only now: calibration.cases pulls in pandas, too slow for `diagnose`
+        from calibration.cases import CaseImportError
+        from calibration.store import StoreError
+
+        if not isinstance(exc, (StoreError, CaseImportError)):
+            raise
         print(f"knowpain: error: {exc}", file=sys.stderr)
         return 2
 

@@ -129,32 +129,39 @@ class PgmpyBackend:
                 inference = VariableElimination(net)
             else:
                 net, inference = self.network, self.inference
-            hard, virtual = {}, []
+            hard: dict[str, str] = {}
+            soft: dict[str, np.ndarray] = {}
             for n, lik in row.items():
                 if np.count_nonzero(lik) == 1 and lik.max() == 1.0:
                     hard[n] = self.variables[n][int(np.argmax(lik))]
                 else:
-                    virtual.append(
+                    soft[n] = lik
+            virtual = {}
+            if soft:
+                # soft evidence the textbook way (pgmpy's own virtual evidence does the same,
+                # but rebuilds the model on every query): an observed child per soft node
+                net = net.copy()
+                for n, lik in soft.items():
+                    child = f"__soft__{n}"
+                    net.add_edge(n, child)
+                    net.add_cpds(
                         TabularCPD(
-                            n,
-                            len(lik),
-                            (lik / lik.sum()).reshape(-1, 1),
-                            state_names={n: self.variables[n]},
+                            child,
+                            2,
+                            np.vstack([lik / lik.max(), 1 - lik / lik.max()]),
+                            evidence=[n],
+                            evidence_card=[len(lik)],
+                            state_names={child: ["seen", "unseen"], n: self.variables[n]},
                         )
                     )
-            if virtual:  # virtual evidence changes the model it is given: use a copy
-                inference = VariableElimination(net.copy())
+                    virtual[child] = "seen"
+                inference = VariableElimination(net)
+            hard_all = {**hard, **virtual}
             free = [n for n in self.variables if n not in hard]
             # one query per variable: asking pgmpy for many variables at once contracts
             # towards their joint and can run out of memory on larger networks
             result = {
-                n: inference.query(
-                    [n],
-                    evidence=hard,
-                    virtual_evidence=virtual or None,
-                    joint=False,
-                    show_progress=False,
-                )[n]
+                n: inference.query([n], evidence=hard_all, joint=False, show_progress=False)[n]
                 for n in free
             }
             for n in self.variables:
@@ -168,7 +175,7 @@ class PgmpyBackend:
                 bad.append(b)
                 continue
             for s in self.joint_sets:
-                joints[s][b] = self._joint(inference, s, hard, virtual)
+                joints[s][b] = self._joint(inference, s, hard, hard_all)
         if bad and raise_on_impossible:
             raise ImpossibleEvidenceError(bad)
         return BatchResult(
@@ -176,7 +183,7 @@ class PgmpyBackend:
         )
 
     def _joint(
-        self, inference: VariableElimination, s: tuple[str, ...], hard: dict, virtual: list
+        self, inference: VariableElimination, s: tuple[str, ...], hard: dict, evidence: dict
     ) -> np.ndarray:
         cards = [len(self.variables[v]) for v in s]
         out = np.zeros(cards)
@@ -184,9 +191,7 @@ class PgmpyBackend:
         if not free:
             out[tuple(self.variables[v].index(hard[v]) for v in s)] = 1.0
             return out
-        factor = inference.query(
-            free, evidence=hard, virtual_evidence=virtual or None, joint=True, show_progress=False
-        )
+        factor = inference.query(free, evidence=evidence, joint=True, show_progress=False)
         values = factor.values
         order = list(factor.variables)
         # re-index by state names so pgmpy's own state order never matters

@@ -269,3 +269,33 @@ def test_report_after_a_red_flag_has_no_cause_percentages(downloads):
         assert CAL.nodes[cause].title not in text
     assert "chance of" not in text
     assert at.error
+
+
+# ---- quality ------------------------------------------------------------------------------------
+def test_every_widget_has_a_label():
+    at = start({"low_back_soreness": "mild"})
+    widgets = [*at.checkbox, *at.radio, *at.select_slider, *at.button, *at.download_button]
+    assert len(widgets) > 20
+    for w in widgets:
+        assert w.label.strip(), w
+
+
+def test_model_is_loaded_once_for_many_sessions(monkeypatch):
+    from app_pages import common
+
+    calls = []
+    real = model.load_model
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    common.load_model.clear()
+    monkeypatch.setattr(model, "load_model", counting)
+    first = start({"training_age": "novice"})
+    second = start({"bracing_loss": "often"})
+    answer(second, "training_age", "trained")
+    second.switch_page("app_pages/how_it_works.py").run()
+    assert_ok(first)
+    assert_ok(second)
+    assert len(calls) == 1

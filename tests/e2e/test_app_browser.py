@@ -216,6 +216,9 @@ def test_clicking_answers_moves_the_numbers(server, page_at):
     page.wait_for_function("location.search.includes('max_attempt=yes')")
     assert "training_age=first_sessions" in page.url
     assert "bracing_loss=often" in page.url
+    share = page.locator(".st-key-results [data-testid=stCode]")
+    share.scroll_into_view_if_needed()
+    assert "max_attempt=yes" in share.inner_text()  # a link to copy for a coach
     # soreness details appear once the back is sore
     assert page.locator(".st-key-ans_onset").count() == 0
     slide_to(page, "low_back_soreness", "Mild")
