@@ -197,7 +197,8 @@ st.markdown(
   loosely linked to "something else": a systematic review found low-quality evidence that
   bending the lower back while lifting is *not* a risk factor for back pain. Likewise,
   rules such as an acute-to-chronic workload "danger zone" predict injury barely better
-  than chance, so a jump in load moves the estimates only moderately.
+  than chance, so a jump in load counts as one contributor among several, not as a
+  threshold that decides the answer.
 - **Simplifications.** The symptom questions are treated as independent once the causes
   are known, although in a real person they are linked. In the noisy-OR parts of the
   network the explanations do not compete when there is no soreness at all.

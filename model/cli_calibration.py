@@ -334,6 +334,7 @@ def _print_scenarios(before: Model, after: Model) -> None:
     if not scenarios:
         return
     print("\nReference scenarios: P(cause) before -> after")
+    width = max(len(before.calibration.nodes[c].title) for c in before.causes) + 2
     for sc in scenarios:
         print(f"  {sc.id}: {sc.label}" if sc.label else f"  {sc.id}")
         try:
@@ -347,7 +348,7 @@ def _print_scenarios(before: Model, after: Model) -> None:
             state = _present(before, c)
             b, a = pb[c][state], pa[c][state]
             title = before.calibration.nodes[c].title
-            print(f"    {title:<32} {_pct(b)} -> {_pct(a)}  ({100 * (a - b):+.1f} points)")
+            print(f"    {title:<{width}}{_pct(b)} -> {_pct(a)}  ({100 * (a - b):+.1f} points)")
 
 
 def _print_cross_validation(comparison: Any) -> None:

@@ -1,0 +1,442 @@
+"""Calibrate (therapists): set the numbers on the verbal–numerical scale, see what they change,
+save versions, compare, activate, roll back and pool.
+
+Every number is computed by :mod:`model.calibrate_session` and the calibration library; this
+page only draws widgets. Edits build new calibrations: nothing shared is ever changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import case_capture as therapist
+from calibration.pool import pool_calibrations
+from calibration.schema import Calibration, NodeSpec
+from calibration.store import CalibrationVersion, Store, StoreError
+from calibration.verbal_scale import ANCHORS, CONFIDENCE_LEVELS, describe, number_for
+from model import calibrate_session as cs
+from model.checks import run_checks
+from model.network_model import Model
+
+ss = st.session_state
+DRAFT = "kp_cal_draft"
+VALUE_PREFIX = "kp_cal_v_"  # every per-number widget key starts with this
+KIND_WORDS = {"noisy_or": "leaky noisy-OR", "noisy_max": "leaky noisy-MAX", "table": "full table"}
+CUSTOM = "number"
+SCALE = " · ".join(f"{a.percent} {a.word}" for a in sorted(ANCHORS, key=lambda a: a.percent))
+
+
+@dataclass(frozen=True)
+class Draft:
+    """The session's unsaved edits: a calibration derived from stored version ``base_id``.
+
+    Kept in session state as a plain dict (this module is re-run, so its classes are new on
+    every run and cannot be recognised with ``isinstance`` later).
+    """
+
+    base_id: int
+    calibration: Calibration
+
+    def save(self) -> None:
+        ss[DRAFT] = {"base_id": self.base_id, "calibration": self.calibration}
+
+    @staticmethod
+    def load() -> Draft | None:
+        raw = ss.get(DRAFT)
+        if isinstance(raw, dict) and isinstance(raw.get("calibration"), Calibration):
+            return Draft(int(raw["base_id"]), raw["calibration"])
+        return None
+
+
+def clear_value_widgets() -> None:
+    for key in [k for k in ss if isinstance(k, str) and k.startswith(VALUE_PREFIX)]:
+        del ss[key]
+
+
+def discard_draft() -> None:
+    ss.pop(DRAFT, None)
+    clear_value_widgets()
+
+
+# ---- page head ----------------------------------------------------------------------------------
+st.title("Calibrate the numbers")
+st.markdown(
+    "Set each number on the verbal–numerical scale, watch what it changes for the reference "
+    "lifters, then save it as a new version. Versions are never overwritten: you can compare, "
+    "activate and roll back at any time."
+)
+if not therapist.gate():
+    st.stop()
+therapist.show_flash()
+who = therapist.therapist_name()
+
+
+# ---- editing one node ---------------------------------------------------------------------------
+def group_title(cal: Calibration, node: NodeSpec, group: cs.NumberGroup) -> str:
+    """Plain-text name of a group of numbers (also used in the widget labels)."""
+    if group.group == cs.LEAK:
+        return "leak: none of the listed causes present"
+    if group.parent is not None:
+        parent = cal.nodes[group.parent]
+        return f"only {parent.title}: {parent.state_label(group.parent_state)}"
+    if not group.column:
+        return "overall (no parents)"
+    return "when " + ", ".join(f"{cal.nodes[p].title}: {cal.nodes[p].state_label(s)}"
+                               for p, s in zip(node.parents, group.column, strict=True))
+
+
+def snap(slider_key: str, select_key: str) -> None:
+    """Callback: a word chosen in the select moves the slider onto that anchor."""
+    chosen = ss.get(select_key)
+    if chosen:
+        ss[slider_key] = 100 * number_for(chosen)
+    ss[select_key] = None
+
+
+def number_editor(node: NodeSpec, slot: cs.Slot, where: str, help_text: str) -> float:
+    """Slider 0–100 (any point) plus a select of anchor words that snaps it; returns p."""
+    base = f"{VALUE_PREFIX}{node.name}|{slot.key}"
+    slider_key, select_key = f"{base}|n", f"{base}|w"
+    if slider_key not in ss:
+        ss[slider_key] = round(100 * slot.value, 4)
+    state = node.state_label(slot.state)
+    value = st.slider(f"{node.title}: {state} — chance 0–100, {where}", 0.0, 100.0, step=0.5,
+                      key=slider_key, format="%.1f %%", help=help_text or None)
+    p = value / 100
+    left, right = st.columns([3, 2], vertical_alignment="center")
+    left.markdown(f"**{state}: {describe(p)}**")
+    right.selectbox("Snap to a word", [a.word for a in ANCHORS], index=None, key=select_key,
+                    placeholder="Snap to a word…", on_change=snap, args=(slider_key, select_key),
+                    help="Choosing a word moves the number onto that word's point of the scale.")
+    return p
+
+
+def confidence_editor(node: NodeSpec) -> float:
+    level_key, number_key = f"{VALUE_PREFIX}{node.name}|conf", f"{VALUE_PREFIX}{node.name}|confn"
+    levels = {float(v): k for k, v in CONFIDENCE_LEVELS.items()}
+    if level_key not in ss:
+        ss[level_key] = levels.get(float(node.confidence), CUSTOM)
+    if number_key not in ss:
+        ss[number_key] = float(node.confidence)
+    options = [*CONFIDENCE_LEVELS, CUSTOM]
+    fmt = {k: f"{k} ({v})" for k, v in CONFIDENCE_LEVELS.items()} | {CUSTOM: "a number"}
+    level = st.radio("Confidence: how many cases these numbers are worth", options,
+                     key=level_key, horizontal=True, format_func=fmt.__getitem__,
+                     help="The equivalent sample size. Refits from cases move numbers with "
+                          "low confidence quickly and numbers with high confidence slowly.")
+    if level == CUSTOM:
+        return float(st.number_input("Confidence (equivalent number of cases)", min_value=0.5,
+                                     max_value=10000.0, step=1.0, key=number_key))
+    return float(CONFIDENCE_LEVELS[level])
+
+
+def edit(draft: Draft, name: str) -> Calibration:
+    """Draw the editors for node ``name``; return the draft with what they now say."""
+    cal = draft.calibration
+    node = cal.nodes[name]
+    column = None
+    if node.cpt == "table" and node.parents:
+        keys = [",".join(c) for c in cal.columns(name)]
+        column = st.selectbox(
+            "Column (one combination of the parents at a time)", keys,
+            key=f"kp_cal_column_{name}",
+            format_func=lambda k: ", ".join(
+                f"{cal.nodes[p].title}: {cal.nodes[p].state_label(s)}"
+                for p, s in zip(node.parents, k.split(","), strict=True)),
+        )
+    if node.cpt == "noisy_or":
+        st.caption(f"Each number: the chance that **{node.title.lower()}** is present when "
+                   "only that one thing is true (the leak included).")
+    elif node.cpt == "noisy_max":
+        st.caption(f"Each group: how **{node.title.lower()}** is spread over its levels when "
+                   "only that one thing is true. The first level takes the rest.")
+    else:
+        st.caption("One column at a time; the first state takes the rest.")
+    values: dict[str, float] = {}
+    for group in cs.number_groups(cal, name, column):
+        where = group_title(cal, node, group)
+        with st.container(border=True):
+            st.markdown(f"**{where[:1].upper()}{where[1:]}**")
+            if group.note:
+                st.caption(f"Note: {group.note}")
+            for slot in group.slots:
+                values[slot.key] = number_editor(node, slot, where, group.note)
+            if len(group.slots) > 1:
+                rest = 1 - sum(values[s.key] for s in group.slots)
+                label = node.state_label(group.rest_state)
+                if rest < -1e-9:
+                    st.markdown(f":red[**{label}: the numbers above add up to more than "
+                                f"100 % ({100 * (1 - rest):.1f} %).**]")
+                else:
+                    st.markdown(f"{label} (the rest): {describe(max(0.0, min(1.0, rest)))}")
+    confidence = confidence_editor(node)
+    why_key = f"{VALUE_PREFIX}{name}|why"
+    if why_key not in ss:
+        ss[why_key] = node.rationale
+    rationale = st.text_area("Rationale: why these numbers, with their sources", key=why_key,
+                             height=160)
+    return cs.edit_node(cal, name, values, confidence=confidence, rationale=rationale)
+
+
+# ---- live results ----------------------------------------------------------------------------
+@st.cache_data(max_entries=32, show_spinner="Working out the sensitivity…")
+def sensitivity(text: str, _model: Model) -> list[cs.SensitiveParameter]:
+    return cs.scenario_sensitivity(_model, top=10)
+
+
+def sensitivity_panel(text: str, m: Model) -> None:
+    cal = m.calibration
+    labels = {s.id: s.label for s in cal.scenarios}
+    items = sensitivity(text, m)
+    with st.container(key="kp_cal_sensitivity"):
+        st.markdown("##### What the reference lifters depend on most")
+        st.caption("Each table entry nudged by 5 points: how far the chance of a cause moves "
+                   "for the reference lifter where it matters most.")
+        rows = [{"number": therapist.parameter_label(cal, it.node, it.column, it.state),
+                 "now": describe(it.value), "moves a cause by": f"{100 * it.swing:.1f} points",
+                 "most for": f"{labels.get(it.scenario, it.scenario)} · "
+                             f"{cal.nodes[it.cause].title}"}
+                for it in items]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def save_panel(store: Store, draft: Draft, base: Calibration, checked: cs.Validation,
+               checks_ok: bool) -> None:
+    changed = cs.changed_nodes(base, draft.calibration)
+    with st.container(border=True, key="kp_cal_save"):
+        st.markdown("##### Save as a new version")
+        note = st.text_input("Note: what changed and why", key="kp_cal_note", max_chars=300)
+        activate = st.checkbox("Make it the active version", value=True, key="kp_cal_activate")
+        blockers = []
+        if not changed:
+            blockers.append("nothing has changed yet")
+        if not checked.ok:
+            blockers.append("the draft has problems")
+        elif not checks_ok:
+            blockers.append("a behaviour check fails")
+        if not who:
+            blockers.append("enter your name at the top")
+        if blockers:
+            st.caption("Not ready to save: " + "; ".join(blockers) + ".")
+        if st.button("Save version", type="primary", disabled=bool(blockers),
+                     icon=":material/save:", key="kp_cal_save_button"):
+            try:
+                version = store.add_version(checked.text, author=who, note=note.strip(),
+                                            parent_id=draft.base_id, activate=activate)
+            except (StoreError, ValueError) as exc:
+                therapist.store_error(exc)
+                return
+            discard_draft()
+            ss.pop("kp_cal_note", None)
+            state = "and made it active" if activate else "(not active yet)"
+            therapist.flash("success", f"Saved version {version.id} {state}.")
+            st.rerun()
+
+
+def editing_tab(store: Store, active: CalibrationVersion, base_model: Model) -> None:
+    base = base_model.calibration
+    draft = Draft.load()
+    if draft is None or draft.base_id != active.id:
+        if draft is not None and cs.changed_nodes(base, draft.calibration):
+            st.warning(f"The active version changed to {active.id}, so unsaved edits made on "
+                       f"version {draft.base_id} were put aside.", icon=":material/info:")
+        clear_value_widgets()
+        draft = Draft(active.id, base)
+    names = list(base.nodes)
+    editor, live = st.columns([5, 6], gap="large")
+    with editor, st.container(key="kp_cal_editor"):
+        name = st.selectbox(
+            "Node to calibrate", names, key="kp_cal_node",
+            format_func=lambda n: f"{base.nodes[n].title} ({KIND_WORDS[base.nodes[n].cpt]})",
+        )
+        spec = draft.calibration.nodes[name]
+        if spec.parents:
+            st.caption("Parents: " + ", ".join(base.nodes[p].title for p in spec.parents))
+        draft = Draft(draft.base_id, edit(draft, name))
+        draft.save()
+        st.button("Discard all unsaved edits", on_click=discard_draft, icon=":material/undo:",
+                  key="kp_cal_discard")
+    checked = cs.validate(draft.calibration)
+    with live:
+        changed = cs.changed_nodes(base, draft.calibration)
+        st.markdown(f"##### Your draft (from version {active.id})")
+        if changed:
+            st.markdown("Changed: " + ", ".join(f"**{base.nodes[n].title}**" for n in changed))
+        else:
+            st.caption("No changes yet: before and after are the same.")
+        with st.container(key="kp_cal_problems"):
+            if checked.problems:
+                st.error("**The draft cannot be used yet:**\n"
+                         + "\n".join(f"- {p}" for p in checked.problems), icon=":material/error:")
+            for warning in checked.warnings:
+                st.warning(warning, icon=":material/warning:")
+        if not checked.ok:
+            return
+        after = therapist.calibration_model(checked.text, checked.calibration)
+        checks_ok = therapist.checks_panel(after, "kp_cal_checks")
+        therapist.preview_panel(base_model, after, "kp_cal_preview")
+        sensitivity_panel(checked.text, after)
+        save_panel(store, draft, base, checked, checks_ok)
+
+
+# ---- versions -----------------------------------------------------------------------------------
+def version_label(v: CalibrationVersion, active_id: int) -> str:
+    mark = " (active)" if v.id == active_id else ""
+    note = f" — {v.note}" if v.note else ""
+    return f"{v.id}{mark}: {v.author}, {v.created_at:%Y-%m-%d %H:%M}{note}"
+
+
+def act(store: Store, action: str, version_id: int | None = None) -> None:
+    if not who:
+        st.error("Enter your name at the top first: it is recorded with the change.",
+                 icon=":material/badge:")
+        return
+    try:
+        if action == "activate":
+            v = store.activate(version_id, who=who)
+            message = f"Version {v.id} is now active."
+        else:
+            v = store.rollback(who=who)
+            message = f"Rolled back: version {v.id} is active again."
+    except (StoreError, ValueError) as exc:
+        therapist.store_error(exc)
+        return
+    therapist.flash("success", message)
+    st.rerun()
+
+
+def compare(versions: list[CalibrationVersion], active_id: int) -> None:
+    st.markdown("##### Compare two versions")
+    ids = [v.id for v in versions]
+    by_id = {v.id: v for v in versions}
+    fmt = {v.id: version_label(v, active_id) for v in versions}.__getitem__
+    left, right = st.columns(2)
+    a = left.selectbox("Version A", ids, index=max(0, len(ids) - 2), key="kp_cal_cmp_a",
+                       format_func=fmt)
+    b = right.selectbox("Version B", ids, index=len(ids) - 1, key="kp_cal_cmp_b",
+                        format_func=fmt)
+    ma, mb = therapist.model_or_error(by_id[a]), therapist.model_or_error(by_id[b])
+    if ma is None or mb is None:
+        return
+    frame, other = cs.diff_rows(ma.calibration, mb.calibration)
+    with st.container(key="kp_cal_diff"):
+        if frame.empty and not other:
+            st.caption(f"Versions {a} and {b} have the same numbers and settings.")
+            return
+        st.markdown(f"{len(frame)} number(s) differ, largest change first.")
+        cal = ma.calibration
+        rows = [{"number": therapist.parameter_label(cal, r.node, r.column, r.state),
+                 f"version {a}": describe(r.a), f"version {b}": describe(r.b),
+                 "change": therapist.points(r.change)} for r in frame.itertuples()]
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        for line in other:
+            st.markdown(f"- {line}")
+
+
+def pool(store: Store, versions: list[CalibrationVersion], active: CalibrationVersion,
+         base_model: Model) -> None:
+    st.markdown("##### Pool versions")
+    st.caption("A confidence-weighted average: each version counts as many cases as its "
+               "confidence says, and the pooled confidence is their sum — an upper bound "
+               "when the versions share sources. Compare them first: pooling hides "
+               "disagreement.")
+    by_id = {v.id: v for v in versions}
+    chosen = st.multiselect("Versions to pool (two or more)", list(by_id), key="kp_cal_pool",
+                            format_func=lambda i: version_label(by_id[i], active.id))
+    if len(chosen) < 2:
+        return
+    models = [therapist.model_or_error(by_id[i]) for i in chosen]
+    if any(m is None for m in models):
+        return
+    try:
+        pooled = pool_calibrations([m.calibration for m in models])
+    except ValueError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    checked = cs.validate(pooled, source="the pooled calibration")
+    if not checked.ok:
+        st.error("**The pooled calibration has problems:**\n"
+                 + "\n".join(f"- {p}" for p in checked.problems), icon=":material/error:")
+        return
+    after = therapist.calibration_model(checked.text, checked.calibration)
+    failed = [r.id for r in run_checks(after) if not r.passed]
+    if failed:
+        st.error("Behaviour checks fail for the pool: " + ", ".join(f"`{f}`" for f in failed),
+                 icon=":material/rule:")
+    else:
+        st.success("All behaviour checks pass for the pool.", icon=":material/rule:")
+    with st.expander("Reference lifters, active version → pool"):
+        therapist.preview_panel(base_model, after, "kp_cal_preview")
+    note = st.text_input("Note for the pooled version", key="kp_cal_pool_note", max_chars=300)
+    if st.button("Save the pool as a new version", disabled=bool(failed) or not who,
+                 key="kp_cal_pool_save", icon=":material/merge:"):
+        text_note = f"pool of versions {', '.join(map(str, chosen))}"
+        if note.strip():
+            text_note += f": {note.strip()}"
+        try:
+            v = store.add_version(checked.text, author=who, note=text_note)
+        except (StoreError, ValueError) as exc:
+            therapist.store_error(exc)
+            return
+        therapist.flash("success", f"Saved the pool as version {v.id} (not active yet).")
+        st.rerun()
+
+
+def versions_tab(store: Store, active: CalibrationVersion, base_model: Model) -> None:
+    versions = store.list_versions()
+    rows = [{"version": v.id, "active": "active" if v.id == active.id else "",
+             "author": v.author, "saved": f"{v.created_at:%Y-%m-%d %H:%M}",
+             "from": "" if v.parent_id is None else str(v.parent_id), "note": v.note}
+            for v in reversed(versions)]
+    with st.container(key="kp_cal_versions"):
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=220)
+    left, right = st.columns(2, vertical_alignment="bottom")
+    with left:
+        ids = [v.id for v in reversed(versions)]
+        chosen = st.selectbox("Version to activate", ids, key="kp_cal_activate_id",
+                              format_func=lambda i: version_label(
+                                  next(v for v in versions if v.id == i), active.id))
+        if st.button("Activate", key="kp_cal_activate_button", icon=":material/check:",
+                     disabled=chosen == active.id):
+            act(store, "activate", chosen)
+    with right:
+        parent = active.parent_id
+        st.caption(f"Roll back makes version {parent} active again (the one version "
+                   f"{active.id} was made from)." if parent is not None
+                   else f"Version {active.id} has no parent to roll back to.")
+        if st.button("Roll back", key="kp_cal_rollback", icon=":material/history:",
+                     disabled=parent is None):
+            act(store, "rollback")
+    st.divider()
+    compare(versions, active.id)
+    st.divider()
+    pool(store, versions, active, base_model)
+
+
+# ---- the page ---------------------------------------------------------------------------------
+with therapist.open_store() as store:
+    if store is None:
+        st.stop()
+    try:
+        active = store.active_version()
+    except StoreError as exc:
+        therapist.store_error(exc)
+        st.stop()
+    if active is None:
+        st.error("The store has no active version.", icon=":material/error:")
+        st.stop()
+    base_model = therapist.model_or_error(active)
+    if base_model is None:
+        st.stop()
+    st.caption(f"Store: `{store.path}` · active version {active.id} by {active.author}"
+               + (f" — {active.note}" if active.note else ""))
+    st.caption(f"Scale: {SCALE}")
+    tab_edit, tab_versions = st.tabs(["Edit numbers", "Versions"])
+    with tab_edit:
+        editing_tab(store, active, base_model)
+    with tab_versions:
+        versions_tab(store, active, base_model)
