@@ -75,17 +75,18 @@ who = therapist.therapist_name()
 
 
 # ---- editing one node ---------------------------------------------------------------------------
-def group_title(cal: Calibration, node: NodeSpec, group: cs.NumberGroup) -> str:
-    """Plain-text name of a group of numbers (also used in the widget labels)."""
-    if group.group == cs.LEAK:
+def group_title(cal: Calibration, node: NodeSpec, group: str) -> str:
+    """Plain-text name of a group of numbers (``leak``, ``parent=state`` or a column key)."""
+    if group == cs.LEAK:
         return "leak: none of the listed causes present"
-    if group.parent is not None:
-        parent = cal.nodes[group.parent]
-        return f"only {parent.title}: {parent.state_label(group.parent_state)}"
-    if not group.column:
+    if "=" in group:
+        parent_name, _, state = group.partition("=")
+        parent = cal.nodes[parent_name]
+        return f"only {parent.title}: {parent.state_label(state)}"
+    if not node.parents:
         return "overall (no parents)"
     return "when " + ", ".join(f"{cal.nodes[p].title}: {cal.nodes[p].state_label(s)}"
-                               for p, s in zip(node.parents, group.column, strict=True))
+                               for p, s in zip(node.parents, group.split(","), strict=True))
 
 
 def snap(slider_key: str, select_key: str) -> None:
@@ -157,7 +158,7 @@ def edit(draft: Draft, name: str) -> Calibration:
         st.caption("One column at a time; the first state takes the rest.")
     values: dict[str, float] = {}
     for group in cs.number_groups(cal, name, column):
-        where = group_title(cal, node, group)
+        where = group_title(cal, node, group.group)
         with st.container(border=True):
             st.markdown(f"**{where[:1].upper()}{where[1:]}**")
             if group.note:
@@ -318,23 +319,43 @@ def compare(versions: list[CalibrationVersion], active_id: int) -> None:
                        format_func=fmt)
     b = right.selectbox("Version B", ids, index=len(ids) - 1, key="kp_cal_cmp_b",
                         format_func=fmt)
+    if a == b:
+        st.caption("Pick two different versions to compare them.")
+        return
     ma, mb = therapist.model_or_error(by_id[a]), therapist.model_or_error(by_id[b])
     if ma is None or mb is None:
         return
-    frame, other = cs.diff_rows(ma.calibration, mb.calibration)
+    ca, cb = ma.calibration, mb.calibration
+    changes, other_form = cs.number_changes(ca, cb)
+    frame, other = cs.diff_rows(ca, cb)
+    reasons = [n for n in ca.nodes if n in cb.nodes
+               and ca.nodes[n].rationale != cb.nodes[n].rationale]
     with st.container(key="kp_cal_diff"):
-        if frame.empty and not other:
+        if frame.empty and not other and not reasons:
             st.caption(f"Versions {a} and {b} have the same numbers and settings.")
             return
-        st.markdown(f"{len(frame)} number(s) differ, largest change first.")
-        cal = ma.calibration
-        rows = [{"number": therapist.parameter_label(cal, r.node, r.column, r.state),
-                 f"version {a}": describe(r.a), f"version {b}": describe(r.b),
-                 "change": therapist.points(r.change)} for r in frame.itertuples()]
+        st.markdown(f"**{len(changes)} number(s) as set differ**, largest change first.")
+        rows = [{"number": f"{ca.nodes[c.node].title}: "
+                           f"{ca.nodes[c.node].state_label(c.state)}, "
+                           f"{group_title(ca, ca.nodes[c.node], c.group)}",
+                 f"version {a}": describe(c.a), f"version {b}": describe(c.b),
+                 "change": therapist.points(c.change)} for c in changes]
         if rows:
             st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        if other_form:
+            st.markdown("Written differently in the two versions (compare their table "
+                        "entries below): " + ", ".join(ca.nodes[n].title for n in other_form))
         for line in other:
             st.markdown(f"- {line}")
+        if reasons:
+            st.markdown("Rationale rewritten for: "
+                        + ", ".join(ca.nodes[n].title for n in reasons))
+        with st.expander(f"Every table entry that differs ({len(frame)})"):
+            st.caption("Canonical models expanded into full tables: what inference uses.")
+            entries = [{"entry": therapist.parameter_label(ca, r.node, r.column, r.state),
+                        f"version {a}": describe(r.a), f"version {b}": describe(r.b),
+                        "change": therapist.points(r.change)} for r in frame.itertuples()]
+            st.dataframe(pd.DataFrame(entries), hide_index=True, width="stretch")
 
 
 def pool(store: Store, versions: list[CalibrationVersion], active: CalibrationVersion,
@@ -370,7 +391,7 @@ def pool(store: Store, versions: list[CalibrationVersion], active: CalibrationVe
     else:
         st.success("All behaviour checks pass for the pool.", icon=":material/rule:")
     with st.expander("Reference lifters, active version → pool"):
-        therapist.preview_panel(base_model, after, "kp_cal_preview")
+        therapist.preview_panel(base_model, after, "kp_cal_pool_preview")
     note = st.text_input("Note for the pooled version", key="kp_cal_pool_note", max_chars=300)
     if st.button("Save the pool as a new version", disabled=bool(failed) or not who,
                  key="kp_cal_pool_save", icon=":material/merge:"):

@@ -45,6 +45,7 @@ NAME = "kp_therapist"
 NAME_WIDGET = "kp_therapist_name"
 FLASH = "kp_therapist_flash"
 STORE_SECRET = "store_path"
+SAVED = "kp_cc_saved"
 UNKNOWN = "__unknown__"
 UNKNOWN_LABEL = "Unknown"
 
@@ -284,9 +285,9 @@ def render_case_capture(model: Model, evidence: Mapping[str, str]) -> None:
         st.caption(f"{answered} answer{'s' if answered != 1 else ''} from this page go with "
                    "the case. Add your judgement after the assessment; leave anything you do "
                    "not know as Unknown.")
-        show_flash_here = st.session_state.pop("kp_cc_saved", None)
-        if show_flash_here:
-            st.success(show_flash_here, icon=":material/check_circle:")
+        saved = st.session_state.pop(SAVED, None)
+        if saved:
+            st.success(saved, icon=":material/check_circle:")
         with st.form("kp_cc_form", clear_on_submit=False, border=False):
             adjudicated: dict[str, str] = {}
             for cause in cal.causes:
@@ -325,5 +326,7 @@ def render_case_capture(model: Model, evidence: Mapping[str, str]) -> None:
             except (StoreError, ValueError, TypeError) as exc:
                 store_error(exc)
                 return
-        st.session_state["kp_cc_saved"] = f"Saved as case {case_id}."
+        for key in [*(f"kp_cc_cause_{c}" for c in cal.causes), "kp_cc_outcome"]:
+            st.session_state.pop(key, None)  # a fresh form for the next case
+        st.session_state[SAVED] = f"Saved as case {case_id}."
         st.rerun()

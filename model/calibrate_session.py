@@ -44,6 +44,7 @@ from model.network_model import Model
 
 __all__ = [
     "METRICS",
+    "NumberChange",
     "NumberGroup",
     "RefitPreview",
     "ScenarioChange",
@@ -56,6 +57,7 @@ __all__ = [
     "edit_node",
     "has_missing",
     "metrics_table",
+    "number_changes",
     "number_groups",
     "refit_preview",
     "reliability_table",
@@ -389,9 +391,9 @@ METRICS: dict[str, str] = {
 class RefitPreview:
     """What a refit from cases would change, before anything is saved.
 
-    ``method`` is ``"em"`` or ``"counting"``; ``iterations``/``converged``/``history`` are
-    EM's (counting: 1 / True / empty). ``comparison`` is the k-fold held-out comparison, or
-    ``None`` with the reason in ``cv_problem``.
+    ``method`` is ``"em"`` or ``"dirichlet"``; ``iterations``/``converged``/``history`` are
+    EM's (Dirichlet counting: 1 / True / empty). ``comparison`` is the k-fold held-out
+    comparison, or ``None`` with the reason in ``cv_problem``.
     """
 
     method: str
@@ -416,20 +418,21 @@ def refit_preview(
 ) -> RefitPreview:
     """Refit ``base`` from ``cases`` and compare it with ``base`` on held-out folds.
 
-    ``method``: ``"auto"`` (EM when any value is missing, counting otherwise), ``"em"`` or
-    ``"counting"``. Raises ``ValueError`` for an unknown method or when there are no cases.
+    ``method``: ``"auto"`` (EM when any value is missing, Dirichlet counting otherwise),
+    ``"em"`` or ``"dirichlet"`` (the names the command line uses). Raises ``ValueError`` for
+    an unknown method or when there are no cases.
     """
     frame = case_frame(cases, base)
     if len(frame) == 0:
         raise ValueError("there are no cases to refit from")
     if method == "auto":
-        method = "em" if has_missing(frame, base) else "counting"
+        method = "em" if has_missing(frame, base) else "dirichlet"
     if method == "em":
         estimator: EMRefit | DirichletRefit = EMRefit(base)
-    elif method == "counting":
+    elif method == "dirichlet":
         estimator = DirichletRefit(base)
     else:
-        raise ValueError(f"unknown refit method {method!r} (allowed: auto, em, counting)")
+        raise ValueError(f"unknown refit method {method!r} (allowed: auto, em, dirichlet)")
     fitted = type(estimator)(**estimator.get_params()).fit(frame)
     comparison: Comparison | None = None
     problem: str | None = None
@@ -470,12 +473,61 @@ def reliability_table(comparison: Comparison) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["cause", "version", "predicted", "observed", "count"])
 
 
+@dataclass(frozen=True)
+class NumberChange:
+    """One number as a therapist sets it (see :func:`number_groups`), in versions a and b."""
+
+    node: str
+    group: str
+    state: str
+    a: float
+    b: float
+
+    @property
+    def change(self) -> float:
+        return self.b - self.a
+
+
+def number_changes(a: Calibration, b: Calibration) -> tuple[list[NumberChange], list[str]]:
+    """The numbers as set that differ (largest change first), for nodes of the same form.
+
+    Returns the changes and the nodes whose form differs (parameterisation, parents or
+    states), for which only :func:`diff_rows`' table entries can be compared.
+    """
+    changes: list[NumberChange] = []
+    other_form: list[str] = []
+    for name, na in a.nodes.items():
+        nb = b.nodes.get(name)
+        if nb is None:
+            continue
+        if (na.cpt, na.parents, na.states) != (nb.cpt, nb.parents, nb.states) or any(
+            a.nodes[p].states != b.nodes[p].states for p in na.parents
+        ):
+            other_form.append(name)
+            continue
+        ga = {s.key: s for g in number_groups(a, name) for s in g.slots}
+        gb = {s.key: s for g in number_groups(b, name) for s in g.slots}
+        if set(ga) != set(gb):
+            other_form.append(name)
+            continue
+        for key, sa in ga.items():
+            vb = gb[key].value
+            if abs(vb - sa.value) > _SAME:
+                changes.append(NumberChange(name, sa.group, sa.state, sa.value, vb))
+    changes.sort(key=lambda c: -abs(c.change))
+    return changes, other_form
+
+
 def diff_rows(a: Calibration, b: Calibration) -> tuple[pd.DataFrame, list[str]]:
-    """Parameter-by-parameter differences (largest first) and other differences as text."""
+    """Parameter-by-parameter differences (largest first) and other differences as text.
+
+    For two-state nodes only the second state is listed (the first is its mirror image).
+    """
     d = diff_calibrations(a, b)
     frame = pd.DataFrame(
         [{"node": c.node, "column": c.column, "state": c.state, "a": c.a, "b": c.b,
-          "change": c.delta} for c in d.largest(None)],
+          "change": c.delta} for c in d.largest(None)
+         if not (a.nodes[c.node].card == 2 and c.state == a.nodes[c.node].states[0])],
         columns=["node", "column", "state", "a", "b", "change"],
     )
     other = [str(c) for c in (*d.structure, *d.settings)]

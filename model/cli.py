@@ -178,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"knowpain: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `knowpain diagnose ... | head`: the reader went away
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

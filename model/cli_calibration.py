@@ -334,7 +334,7 @@ def _print_scenarios(before: Model, after: Model) -> None:
     if not scenarios:
         return
     print("\nReference scenarios: P(cause) before -> after")
-    width = max(len(before.calibration.nodes[c].title) for c in before.causes) + 2
+    width = max((len(before.calibration.nodes[c].title) for c in before.causes), default=0) + 2
     for sc in scenarios:
         print(f"  {sc.id}: {sc.label}" if sc.label else f"  {sc.id}")
         try:

@@ -1,0 +1,309 @@
+"""Cases (therapists): the clinic's recorded cases, CSV import and export, and a refit of the
+numbers from the cases — previewed (what moved, the reference lifters, the behaviour checks,
+held-out metrics) before it is saved as a new version.
+
+Every number is computed by :mod:`model.calibrate_session` and the calibration library; this
+page only draws widgets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import case_capture as therapist
+from calibration.cases import (
+    DEFAULT_MAX_BYTES,
+    CaseImportError,
+    allowed_columns,
+    cases_to_csv,
+    parse_cases_csv,
+)
+from calibration.schema import Calibration
+from calibration.store import CalibrationVersion, Case, NewCase, Store, StoreError
+from calibration.verbal_scale import describe
+from model import calibrate_session as cs
+from model.evidence import EvidenceError
+from model.network_model import Model
+
+ss = st.session_state
+UPLOAD_ROUND = "kp_cases_upload_round"  # bumped after an import, to empty the uploader
+REFIT = "kp_cases_refit"  # the refit the therapist asked to preview
+METHODS = {
+    "auto": "Automatic: EM when any value is missing, otherwise Dirichlet counting",
+    "em": "EM (expectation–maximisation): uses incomplete cases too",
+    "dirichlet": "Dirichlet counting: only cases where a node and its parents are all known",
+}
+MAX_MB = max(1, DEFAULT_MAX_BYTES // (1024 * 1024))
+
+st.title("Cases")
+st.markdown(
+    "The cases your clinic has recorded: what the lifter answered, what you concluded after "
+    "the assessment, and how the soreness was at the next session. Import and export them as "
+    "CSV, and refit the numbers from them — you see what would change before anything is saved."
+)
+if not therapist.gate():
+    st.stop()
+therapist.show_flash()
+who = therapist.therapist_name()
+
+
+# ---- list -------------------------------------------------------------------------------------
+def case_list(cases: list[Case], cal: Calibration) -> None:
+    with st.container(key="kp_cases_list"):
+        if not cases:
+            st.info("No cases yet. Import a CSV file, or save cases from the Assess page in "
+                    "therapist mode.", icon=":material/folder_open:")
+            return
+        judged = sum(1 for c in cases if c.adjudicated)
+        followed = sum(1 for c in cases if c.outcome is not None)
+        st.markdown(f"**{len(cases)} case(s)** · {judged} with an adjudicated cause · "
+                    f"{followed} with a follow-up outcome")
+        st.dataframe(cs.case_table(cases, cal), hide_index=True, width="stretch", height=360)
+
+
+# ---- import and export --------------------------------------------------------------------------
+def import_export(store: Store, cases: list[Case], cal: Calibration) -> None:
+    vocab = {"variables": cal.variables, "causes": cal.causes, "outcome_node": cal.outcome}
+    st.markdown("##### Import cases from a CSV file")
+    with st.expander("What the file must look like"):
+        st.markdown(
+            "UTF-8 text with a header row and one row per case; every column is optional. "
+            "Evidence columns are named after the nodes and hold a state name; "
+            "`cause:<cause>` columns hold your adjudicated judgement; `outcome` is the "
+            "soreness at the next session; `therapist` and `case_id` are optional. Empty "
+            "cells mean unknown. The whole file is checked first: if any row has a problem, "
+            f"nothing is imported. At most {MAX_MB} MB."
+        )
+        st.caption("Allowed columns: " + ", ".join(f"`{c}`" for c in allowed_columns(
+            cal.variables, cal.causes, outcome_node=cal.outcome)))
+        st.download_button("Download an empty template", cases_to_csv([], **vocab),
+                           file_name="knowpain-cases-template.csv", mime="text/csv",
+                           on_click="ignore", icon=":material/download:")
+    round_ = ss.get(UPLOAD_ROUND, 0)
+    upload = st.file_uploader(f"Cases CSV file (at most {MAX_MB} MB)", type=["csv"],
+                              key=f"kp_cases_upload_{round_}", max_upload_size=MAX_MB)
+    if upload is not None:
+        with st.container(key="kp_cases_import"):
+            try:
+                new = parse_cases_csv(upload, cal.variables, cal.causes,
+                                      outcome_node=cal.outcome, max_bytes=DEFAULT_MAX_BYTES)
+            except CaseImportError as exc:
+                st.error(f"**{upload.name} was not imported: {len(exc.problems)} problem(s).** "
+                         "Nothing was stored. Fix them and upload the file again.",
+                         icon=":material/error:")
+                st.markdown("\n".join(f"- {p}" for p in exc.problems))
+            else:
+                confirm_import(store, new, upload.name, round_)
+    st.markdown("##### Export")
+    st.download_button(f"Download all {len(cases)} case(s) as CSV", cases_to_csv(cases, **vocab),
+                       file_name="knowpain-cases.csv", mime="text/csv", on_click="ignore",
+                       icon=":material/download:", key="kp_cases_export")
+
+
+def confirm_import(store: Store, new: list[NewCase], filename: str, round_: int) -> None:
+    if not new:
+        st.warning(f"{filename} holds no cases.", icon=":material/info:")
+        return
+    st.success(f"{filename}: {len(new)} case(s), all valid.", icon=":material/check_circle:")
+    if not who:
+        st.caption("Enter your name at the top to import them (cases without a therapist "
+                   "column are recorded under your name).")
+    if st.button(f"Import {len(new)} case(s)", type="primary", disabled=not who,
+                 key="kp_cases_import_button", icon=":material/upload:"):
+        try:
+            ids = store.add_cases(new, therapist=who)
+        except (StoreError, ValueError, TypeError) as exc:
+            therapist.store_error(exc)
+            return
+        ss[UPLOAD_ROUND] = round_ + 1
+        therapist.flash("success", f"Imported {len(ids)} case(s) from {filename}.")
+        st.rerun()
+
+
+# ---- refit --------------------------------------------------------------------------------------
+def cases_digest(cases: list[Case]) -> str:
+    data = [(c.id, c.evidence, c.adjudicated, c.outcome) for c in cases]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+@st.cache_data(max_entries=8, show_spinner="Refitting and cross-validating…")
+def preview(version_hash: str, digest: str, method: str, folds: int, _base: Calibration,
+            _cases: list[Case]) -> cs.RefitPreview:
+    return cs.refit_preview(_base, _cases, method, n_splits=folds)
+
+
+def reliability_chart(comparison, cal: Calibration) -> None:
+    points = cs.reliability_table(comparison)
+    if points.empty:
+        return
+    causes = list(dict.fromkeys(points["cause"]))
+    cause = st.selectbox("Reliability plot for", causes, key="kp_cases_rel_cause",
+                         format_func=lambda c: cal.nodes[c].title)
+    data = points[points["cause"] == cause].to_dict("records")
+    spec = {
+        "layer": [
+            {"data": {"values": [{"predicted": 0, "observed": 0},
+                                 {"predicted": 1, "observed": 1}]},
+             "mark": {"type": "line", "strokeDash": [4, 4], "color": "gray"},
+             "encoding": {"x": {"field": "predicted", "type": "quantitative"},
+                          "y": {"field": "observed", "type": "quantitative"}}},
+            {"data": {"values": data},
+             "mark": {"type": "line", "point": {"filled": True, "size": 70}},
+             "encoding": {
+                 "x": {"field": "predicted", "type": "quantitative",
+                       "title": "predicted chance", "scale": {"domain": [0, 1]},
+                       "axis": {"format": ".0%"}},
+                 "y": {"field": "observed", "type": "quantitative",
+                       "title": "observed share", "scale": {"domain": [0, 1]},
+                       "axis": {"format": ".0%"}},
+                 "color": {"field": "version", "type": "nominal", "title": None},
+                 "strokeDash": {"field": "version", "type": "nominal", "title": None},
+                 "shape": {"field": "version", "type": "nominal", "title": None},
+                 "tooltip": [{"field": "version"}, {"field": "count", "title": "cases"},
+                             {"field": "predicted", "format": ".0%"},
+                             {"field": "observed", "format": ".0%"}]}},
+        ],
+        "height": 260,
+    }
+    st.vega_lite_chart(spec, key="kp_cases_reliability",
+                       alt=f"Reliability plot for {cal.nodes[cause].title}: predicted chance "
+                           "against the observed share, before and after the refit; the "
+                           "dashed diagonal is perfect calibration.")
+    st.caption("Points on the dashed diagonal are perfectly calibrated; below it the model "
+               "predicts too high, above it too low. Few cases per bin make points jumpy.")
+
+
+def metrics_panel(result: cs.RefitPreview, cal: Calibration) -> None:
+    with st.container(key="kp_cases_metrics"):
+        st.markdown("##### Held-out performance: before vs after")
+        if result.comparison is None:
+            st.info(f"No held-out comparison: {result.cv_problem}.", icon=":material/info:")
+            return
+        comp = result.comparison
+        st.caption(f"{comp.n_splits}-fold cross-validation on {comp.n_cases} cases: each fold "
+                   "is refitted without its cases and then predicts their adjudicated causes "
+                   "from the other answers.")
+        table = cs.metrics_table(comp)
+        table["cause"] = table["cause"].map(lambda c: cal.nodes[c].title)
+        table["better"] = table["better"].replace({"": "same / undefined"})
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={"before": st.column_config.NumberColumn(format="%.3f"),
+                                    "after": st.column_config.NumberColumn(format="%.3f")})
+        reliability_chart(comp, cal)
+
+
+def refit_tab(store: Store, cases: list[Case], active: CalibrationVersion,
+              base_model: Model) -> None:
+    base = base_model.calibration
+    if not cases:
+        st.info("Refitting needs cases: import some first.", icon=":material/info:")
+        return
+    st.markdown(f"Start from the active version {active.id}: each number moves towards the "
+                "cases as far as its confidence allows.")
+    method = st.radio("Method", list(METHODS), key="kp_cases_method",
+                      format_func=METHODS.__getitem__)
+    folds = int(st.number_input("Folds for the held-out comparison (k)", min_value=2,
+                                max_value=10, value=5, step=1, key="kp_cases_folds"))
+    request = (active.content_hash, cases_digest(cases), method, folds)
+    if st.button("Preview the refit", type="primary", key="kp_cases_refit_button",
+                 icon=":material/model_training:"):
+        ss[REFIT] = request
+    if ss.get(REFIT) != request:
+        if REFIT in ss:
+            st.caption("The settings or the cases changed: preview the refit again.")
+        return
+    try:
+        result = preview(*request, _base=base, _cases=cases)
+    except (ValueError, EvidenceError) as exc:
+        st.error(f"The refit could not run: {exc}", icon=":material/error:")
+        return
+    show_refit(store, result, active, base_model)
+
+
+def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion,
+               base_model: Model) -> None:
+    base = base_model.calibration
+    with st.container(key="kp_cases_fit"):
+        if result.method == "em":
+            state = (f"converged after {result.iterations} iterations" if result.converged
+                     else f"did **not** converge within {result.iterations} iterations: treat "
+                          "the result with care")
+            st.markdown(f"**EM** on {result.n_cases} cases: {state}.")
+            if len(result.history) > 1:
+                st.line_chart(pd.DataFrame({"log-likelihood of the cases": result.history}),
+                              x_label="iteration", y_label="log-likelihood", height=180)
+        else:
+            st.markdown(f"**Dirichlet counting** on {result.n_cases} cases (closed form, one "
+                        "step; for each node, cases missing it or a parent are skipped).")
+    with st.container(key="kp_cases_moved"):
+        st.markdown("##### The numbers that moved most")
+        rows = [{"number": therapist.parameter_label(base, m.node, m.column, m.state),
+                 "before": describe(m.before), "after": describe(m.after),
+                 "change": therapist.points(m.delta)} for m in result.moved]
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        else:
+            st.caption("No number moved.")
+    checked = cs.validate(result.calibration, source="the refit")
+    if not checked.ok:
+        st.error("**The refit is not a valid calibration:**\n"
+                 + "\n".join(f"- {p}" for p in checked.problems), icon=":material/error:")
+        return
+    after = therapist.calibration_model(checked.text, checked.calibration)
+    checks_ok = therapist.checks_panel(after, "kp_cases_checks")
+    therapist.preview_panel(base_model, after, "kp_cases_preview")
+    metrics_panel(result, base)
+    with st.container(border=True, key="kp_cases_save"):
+        st.markdown("##### Save the refit as a new version")
+        note = st.text_input("Note", key="kp_cases_note", max_chars=300,
+                             value=f"refit from {result.n_cases} cases ({result.method})")
+        activate = st.checkbox("Make it the active version", value=False,
+                               key="kp_cases_activate")
+        blockers = [b for b, bad in (("a behaviour check fails", not checks_ok),
+                                     ("enter your name at the top", not who)) if bad]
+        if blockers:
+            st.caption("Not ready to save: " + "; ".join(blockers) + ".")
+        if st.button("Save refit as a new version", disabled=bool(blockers),
+                     key="kp_cases_save_button", icon=":material/save:"):
+            try:
+                v = store.add_version(checked.text, author=who, note=note.strip(),
+                                      parent_id=active.id, activate=activate)
+            except (StoreError, ValueError) as exc:
+                therapist.store_error(exc)
+                return
+            ss.pop(REFIT, None)
+            state = "and made it active" if activate else "(not active yet)"
+            therapist.flash("success", f"Saved the refit as version {v.id} {state}.")
+            st.rerun()
+
+
+# ---- the page ---------------------------------------------------------------------------------
+with therapist.open_store() as store:
+    if store is None:
+        st.stop()
+    try:
+        active = store.active_version()
+        cases = store.list_cases()
+    except StoreError as exc:
+        therapist.store_error(exc)
+        st.stop()
+    if active is None:
+        st.error("The store has no active version.", icon=":material/error:")
+        st.stop()
+    base_model = therapist.model_or_error(active)
+    if base_model is None:
+        st.stop()
+    cal = base_model.calibration
+    st.caption(f"Store: `{store.path}` · active version {active.id}")
+    tab_list, tab_io, tab_refit = st.tabs([f"Cases ({len(cases)})", "Import and export",
+                                           "Refit from cases"])
+    with tab_list:
+        case_list(cases, cal)
+    with tab_io:
+        import_export(store, cases, cal)
+    with tab_refit:
+        refit_tab(store, cases, active, base_model)

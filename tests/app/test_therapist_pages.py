@@ -1,0 +1,497 @@
+"""The therapist pages under AppTest: the passcode gate, Calibrate, Cases and case capture.
+
+Every test gets its own store (``KNOWPAIN_HOME`` = a temporary folder) and a passcode in the
+environment, exactly as a deployment would configure them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from apptest_helpers import ROOT, TIMEOUT, assert_ok, texts
+from streamlit.testing.v1 import AppTest
+
+import model
+from app_pages import case_capture
+from calibration.access import ENV_VAR
+from calibration.cases import parse_cases_csv
+from calibration.loader import parse_calibration
+from calibration.store import NewCase, Store, StoreBusyError
+from calibration.verbal_scale import describe
+from model import calibrate_session as cs
+from model.checks import run_checks
+from model.sampling import sample_cases
+
+PASSCODE = "correct horse 42"
+NAME = "Dr Test"
+M = model.load_model()
+CAL = M.calibration
+BEGINNER = next(s for s in CAL.scenarios if s.id == "first_week_beginner")
+ANCHOR = re.compile(r"(<|>)?(\d+)\s%\s—\s(\(almost\) certain|probable|expected|fifty-fifty|"
+                    r"uncertain|improbable|\(almost\) impossible)$")
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KNOWPAIN_HOME", str(tmp_path))
+    monkeypatch.setenv(ENV_VAR, PASSCODE)
+    return tmp_path
+
+
+def store_file(home: Path) -> Path:
+    return home / "knowpain.sqlite"
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / "app_pages" / f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return found[0]
+
+
+def unlock(at: AppTest, passcode: str = PASSCODE, name: str | None = NAME) -> AppTest:
+    at.run()
+    assert_ok(at)
+    at.text_input(key="kp_gate_passcode").input(passcode)
+    button(at, "Unlock").click()
+    at.run()
+    assert_ok(at)
+    if name is not None:
+        at.text_input(key=case_capture.NAME_WIDGET).input(name).run()
+    return at
+
+
+def slider_key(node: str, slot: str) -> str:
+    return f"kp_cal_v_{node}|{slot}|n"
+
+
+def preview(at: AppTest):
+    return at.get_by_key("kp_cal_preview").dataframe[0].value
+
+
+def preview_cell(frame, scenario_label: str, cause: str, column: str) -> str:
+    title = CAL.nodes[cause].title
+    rows = frame[(frame["scenario"] == scenario_label) & (frame["cause"] == title)]
+    assert len(rows) == 1, (scenario_label, cause)
+    return rows.iloc[0][column]
+
+
+def percent(text: str) -> int:
+    m = ANCHOR.search(text)
+    assert m, f"{text!r} is not a number with its word"
+    return int(m.group(2))
+
+
+def edit_stabilizer(at: AppTest, slot: str, value: float) -> AppTest:
+    at.selectbox(key="kp_cal_node").set_value("stabilizer_overload").run()
+    at.slider(key=slider_key("stabilizer_overload", slot)).set_value(value).run()
+    assert_ok(at)
+    return at
+
+
+def versions(home: Path):
+    with Store(store_file(home)) as store:
+        return store.list_versions(), store.active_version()
+
+
+def stored_cases(home: Path):
+    if not store_file(home).exists():
+        return []
+    with Store(store_file(home)) as store:
+        return store.list_cases()
+
+
+# ---- the passcode gate -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["calibrate", "cases"])
+def test_locked_when_no_passcode_is_configured(home, monkeypatch, name):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    at = page(name).run()
+    assert_ok(at)
+    shown = " ".join(texts(at))
+    assert "no therapist passcode is configured" in shown
+    assert ENV_VAR in shown and ".streamlit/secrets.toml" in shown
+    assert not at.text_input  # nothing to type into: it stays locked
+    assert not at.slider and not at.file_uploader
+    assert not store_file(home).exists()  # the store is not even opened
+
+
+@pytest.mark.parametrize("name", ["calibrate", "cases"])
+def test_wrong_passcode_stays_locked_and_is_never_echoed(home, name):
+    at = unlock(page(name), passcode="guess", name=None)
+    assert any("wrong passcode" in e.value.lower() for e in at.error)
+    assert not at.slider and not at.file_uploader
+    assert at.text_input(key="kp_gate_passcode").value == ""  # the field is cleared
+    assert not any("guess" in t for t in texts(at))
+    assert case_capture.UNLOCKED not in at.session_state
+
+
+def test_right_passcode_unlocks_for_the_session_and_lock_locks_again(home):
+    at = unlock(page("calibrate"))
+    assert not at.error
+    assert at.slider, "the editors are shown once unlocked"
+    assert not any(PASSCODE in t for t in texts(at))
+    assert all(w.value != PASSCODE for w in at.text_input)
+    at.run()  # a rerun (any widget change) keeps the session unlocked
+    assert at.slider
+    button(at, "Lock").click().run()
+    assert not at.slider
+    assert any(t.key == "kp_gate_passcode" for t in at.text_input)
+
+
+def test_passcode_and_store_path_from_streamlit_secrets(home, monkeypatch, tmp_path):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    other = tmp_path / "elsewhere" / "clinic.sqlite"
+    at = page("calibrate")
+    at.secrets["therapist_passcode"] = "from secrets"
+    at.secrets["store_path"] = str(other)
+    unlock(at, passcode="from secrets")
+    assert at.slider
+    assert other.exists() and not store_file(home).exists()
+
+
+# ---- Calibrate: live preview, checks, validation ---------------------------------------------------
+def test_editing_a_number_changes_the_preview_after_values(home):
+    at = unlock(page("calibrate"))
+    at.selectbox(key="kp_cal_node").set_value("stabilizer_overload").run()
+    first = preview(at)
+    before = preview_cell(first, BEGINNER.label, "stabilizer_overload", "before")
+    assert preview_cell(first, BEGINNER.label, "stabilizer_overload", "after") == before
+    edit_stabilizer(at, "training_age=first_sessions|yes", 20.0)
+    second = preview(at)
+    after = preview_cell(second, BEGINNER.label, "stabilizer_overload", "after")
+    assert preview_cell(second, BEGINNER.label, "stabilizer_overload", "before") == before
+    assert percent(after) < percent(before)
+    # the page shows exactly what the library computes for the edited calibration
+    edited = cs.validate(cs.edit_node(CAL, "stabilizer_overload",
+                                      {"training_age=first_sessions|yes": 0.20}))
+    expected = model.Model(edited.calibration).posterior(dict(BEGINNER.evidence))
+    assert after == describe(expected["stabilizer_overload"]["yes"])
+    assert before == describe(M.posterior(dict(BEGINNER.evidence))["stabilizer_overload"]["yes"])
+    for column in ("before", "after"):
+        assert all(ANCHOR.search(v) for v in second[column]), "every number has its word"
+    assert any("Stabilizers overloaded" in m.value for m in at.markdown
+               if m.value.startswith("Changed"))
+
+
+def test_a_change_that_breaks_a_behaviour_check_names_it_and_blocks_saving(home):
+    at = unlock(page("calibrate"))
+    at.selectbox(key="kp_cal_node").set_value("stabilizer_overload").run()
+    assert any("All" in s.value and "behaviour checks pass" in s.value for s in at.success)
+    edit_stabilizer(at, "training_age=novice|yes", 90.0)  # novice above first sessions
+    errors = [e.value for e in at.get_by_key("kp_cal_checks").error]
+    assert errors and "stabilizer_by_training_age" in errors[0]
+    table = at.get_by_key("kp_cal_checks").dataframe[0].value
+    assert table.set_index("check").loc["stabilizer_by_training_age", "result"] == "FAIL"
+    passing = {r.id for r in run_checks(M)} - {"stabilizer_by_training_age"}
+    assert all(table.set_index("check").loc[c, "result"] == "pass" for c in passing
+               if c not in errors[0])
+    assert at.button(key="kp_cal_save_button").disabled
+
+
+def test_invalid_numbers_list_every_problem_and_cannot_be_saved(home):
+    at = unlock(page("calibrate"))
+    edit_stabilizer(at, "leak|yes", 50.0)  # a leak above parents' numbers
+    problems = " ".join(e.value for e in at.get_by_key("kp_cal_problems").error)
+    assert "'stabilizer_overload'" in problems and "below the leak" in problems
+    assert problems.count("below the leak") >= 3
+    assert not any(b.key == "kp_cal_save_button" for b in at.button)
+
+
+def test_anchor_word_snaps_the_slider_and_any_point_is_allowed(home):
+    at = unlock(page("calibrate"))
+    at.selectbox(key="kp_cal_node").set_value("stabilizer_overload").run()
+    slot = "training_age=novice|yes"
+    at.selectbox(key=f"kp_cal_v_stabilizer_overload|{slot}|w").set_value("fifty-fifty").run()
+    assert at.slider(key=slider_key("stabilizer_overload", slot)).value == 50.0
+    assert at.selectbox(key=f"kp_cal_v_stabilizer_overload|{slot}|w").value is None
+    assert any(m.value == "**Yes: 50 % — fifty-fifty**" for m in at.markdown)
+    at.slider(key=slider_key("stabilizer_overload", slot)).set_value(37.5).run()
+    assert any(m.value == "**Yes: 38 % — uncertain**" for m in at.markdown)
+    assert all(s.label for s in at.slider) and all(s.label for s in at.selectbox)
+
+
+def test_table_nodes_are_edited_one_column_at_a_time_with_the_rest_shown(home):
+    at = unlock(page("calibrate"))
+    at.selectbox(key="kp_cal_node").set_value("soreness_duration").run()
+    columns = at.selectbox(key="kp_cal_column_soreness_duration")
+    assert len(columns.options) == len(CAL.columns("soreness_duration"))
+    states = CAL.nodes["soreness_duration"].states
+    assert len(at.slider) == len(states) - 1  # the first state takes the rest
+    assert any(m.value.startswith(f"{CAL.nodes['soreness_duration'].state_label(states[0])} "
+                                  "(the rest):") for m in at.markdown)
+
+
+def test_sensitivity_lists_the_numbers_the_scenarios_depend_on(home):
+    at = unlock(page("calibrate"))
+    table = at.get_by_key("kp_cal_sensitivity").dataframe[0].value
+    expected = cs.scenario_sensitivity(M, top=10)
+    assert len(table) == len(expected) > 0
+    assert table.iloc[0]["moves a cause by"] == f"{100 * expected[0].swing:.1f} points"
+    assert all(ANCHOR.search(v) for v in table["now"])
+
+
+# ---- Calibrate: versions ---------------------------------------------------------------------------
+def save_edit(at: AppTest, value: float = 70.0, note: str = "stiffer first sessions") -> None:
+    edit_stabilizer(at, "training_age=first_sessions|yes", value)
+    at.text_input(key="kp_cal_note").input(note).run()
+    at.button(key="kp_cal_save_button").click().run()
+    assert_ok(at)
+
+
+def test_save_creates_version_2_with_author_note_and_the_new_number(home):
+    at = unlock(page("calibrate"))
+    save_edit(at)
+    assert any("Saved version 2" in s.value for s in at.success)
+    listed, active = versions(home)
+    assert [v.id for v in listed] == [1, 2]
+    v2 = listed[1]
+    assert (v2.author, v2.note, v2.parent_id, active.id) == (NAME, "stiffer first sessions", 1, 2)
+    saved = parse_calibration(v2.toml_text)
+    assert saved.nodes["stabilizer_overload"].params["training_age"]["first_sessions"] == 0.70
+    assert saved.nodes["stabilizer_overload"].cpt == "noisy_or"
+    # the draft now starts from version 2: nothing left to save, the slider shows 70
+    assert at.slider(key=slider_key("stabilizer_overload",
+                                    "training_age=first_sessions|yes")).value == 70.0
+    assert at.button(key="kp_cal_save_button").disabled
+
+
+def test_save_needs_a_name(home):
+    at = unlock(page("calibrate"), name=None)
+    edit_stabilizer(at, "training_age=first_sessions|yes", 70.0)
+    assert at.button(key="kp_cal_save_button").disabled
+    assert [v.id for v in versions(home)[0]] == [1]
+
+
+def test_rollback_and_activate_move_the_active_version(home):
+    at = unlock(page("calibrate"))
+    save_edit(at)
+    assert versions(home)[1].id == 2
+    at.button(key="kp_cal_rollback").click().run()
+    assert_ok(at)
+    assert any("version 1 is active again" in s.value for s in at.success)
+    assert versions(home)[1].id == 1
+    assert at.button(key="kp_cal_rollback").disabled  # version 1 has no parent
+    at.selectbox(key="kp_cal_activate_id").set_value(2).run()
+    at.button(key="kp_cal_activate_button").click().run()
+    assert versions(home)[1].id == 2
+    with Store(store_file(home)) as store:
+        actions = [(a.action, a.who) for a in store.audit_log()]
+    assert ("rollback", NAME) in actions and ("activate", NAME) in actions
+
+
+def test_compare_two_versions_parameter_by_parameter(home):
+    at = unlock(page("calibrate"))
+    save_edit(at)
+    at.selectbox(key="kp_cal_cmp_a").set_value(1).run()
+    at.selectbox(key="kp_cal_cmp_b").set_value(2).run()
+    diff = at.get_by_key("kp_cal_diff")
+    table = diff.dataframe[0].value
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert "First" in row["number"] and "Stabilizers overloaded" in row["number"]
+    assert (row["version 1"], row["version 2"]) == (describe(0.65), describe(0.70))
+    assert row["change"] == "+5.0 points"
+
+
+def test_pool_two_versions_into_a_new_version(home):
+    at = unlock(page("calibrate"))
+    save_edit(at)
+    at.multiselect(key="kp_cal_pool").set_value([1, 2]).run()
+    assert_ok(at)
+    at.button(key="kp_cal_pool_save").click().run()
+    assert_ok(at)
+    listed, active = versions(home)
+    assert [v.id for v in listed] == [1, 2, 3] and active.id == 2
+    assert listed[2].note.startswith("pool of versions 1, 2")
+    pooled = parse_calibration(listed[2].toml_text)
+    # equal confidence (20 each): the pooled number is the average of 0.65 and 0.70
+    cell = pooled.cpt("stabilizer_overload")[0, 0, 0, 0, 1]  # first sessions, all else off
+    assert cell == pytest.approx(0.675)
+
+
+def test_a_busy_store_is_reported_and_nothing_is_saved(home, monkeypatch):
+    def busy(*args, **kwargs):
+        raise StoreBusyError()
+
+    at = unlock(page("calibrate"))
+    monkeypatch.setattr(Store, "add_version", busy)
+    save_edit(at)
+    assert any("store is busy" in e.value.lower() for e in at.error)
+    assert [v.id for v in versions(home)[0]] == [1]
+
+
+@pytest.mark.parametrize("name", ["calibrate", "cases"])
+def test_a_corrupt_store_is_refused_and_left_untouched(home, name):
+    junk = b"this is not a knowpain store\n" * 20
+    store_file(home).write_bytes(junk)
+    at = unlock(page(name), name=None)
+    errors = " ".join(e.value for e in at.error)
+    assert "could not be used" in errors and "not a knowpain store" in errors
+    assert store_file(home).read_bytes() == junk
+
+
+# ---- Cases: import and export --------------------------------------------------------------------
+def cases_page(home: Path) -> AppTest:
+    return unlock(page("cases"))
+
+
+def upload(at: AppTest, content: bytes, filename: str = "clinic.csv") -> AppTest:
+    at.file_uploader[0].set_value((filename, content, "text/csv"))
+    return at.run()
+
+
+def test_csv_import_error_lists_row_and_column_and_stores_nothing(home):
+    at = cases_page(home)
+    bad = (b"training_age,low_back_soreness,cause:stabilizer_overload\n"
+           b"novice,mild,yes\n"
+           b"veteran,mild,yes\n"
+           b"novice,mild,maybe\n")
+    upload(at, bad)
+    assert_ok(at)
+    block = at.get_by_key("kp_cases_import")
+    assert "Nothing was stored" in block.error[0].value
+    listed = block.markdown[0].value
+    assert 'row 3, column "training_age"' in listed and "veteran" in listed
+    assert 'row 4, column "cause:stabilizer_overload"' in listed and "maybe" in listed
+    assert not any(b.key == "kp_cases_import_button" for b in at.button)
+    assert stored_cases(home) == []
+
+
+def test_a_valid_csv_import_stores_every_case(home, downloads):
+    at = cases_page(home)
+    good = (b"training_age,bracing_loss,low_back_soreness,cause:wrong_prime_mover,outcome,"
+            b"therapist\n"
+            b"novice,often,mild,yes,none,\n"
+            b"trained,,marked,,mild,Dr Other\n"
+            b"first_sessions,no,mild,no,,\n")
+    upload(at, good)
+    assert any("3 case(s), all valid" in s.value for s in at.success)
+    at.button(key="kp_cases_import_button").click().run()
+    assert_ok(at)
+    assert any("Imported 3 case(s)" in s.value for s in at.success)
+    cases = stored_cases(home)
+    assert len(cases) == 3
+    assert cases[0].evidence == {"training_age": "novice", "bracing_loss": "often",
+                                 "low_back_soreness": "mild"}
+    assert cases[0].adjudicated == {"wrong_prime_mover": "yes"}
+    assert cases[0].outcome == "none"
+    assert [c.therapist for c in cases] == [NAME, "Dr Other", NAME]
+    assert at.file_uploader[0].value is None  # emptied: the same file is not imported twice
+    assert len(at.get_by_key("kp_cases_list").dataframe[0].value) == 3
+    exported = [d for d, _, name in downloads if name == "knowpain-cases.csv"][-1]
+    again = parse_cases_csv(exported, CAL.variables, CAL.causes, outcome_node=CAL.outcome)
+    assert [(c.evidence, c.adjudicated, c.outcome) for c in again] == [
+        (c.evidence, c.adjudicated, c.outcome) for c in cases]
+
+
+# ---- Cases: refit -----------------------------------------------------------------------------------
+def seed_cases(home: Path, n: int = 300, seed: int = 3) -> None:
+    frame = sample_cases(CAL, n, seed=seed)
+    observable = [n for n, s in CAL.nodes.items() if s.observable]
+    new = [NewCase(evidence={k: row[k] for k in observable},
+                   adjudicated={c: row[c] for c in CAL.causes})
+           for row in frame.to_dict("records")]
+    with Store(store_file(home), seed_toml=cs.shipped_default_text()) as store:
+        store.add_cases(new, therapist="seed")
+
+
+def test_refit_preview_shows_convergence_moves_checks_and_held_out_metrics(home):
+    seed_cases(home)
+    at = cases_page(home)
+    at.button(key="kp_cases_refit_button").click().run()
+    assert_ok(at)
+    fit = " ".join(m.value for m in at.get_by_key("kp_cases_fit").markdown)
+    assert "EM" in fit and "converged after" in fit  # a latent node is never observed
+    moved = at.get_by_key("kp_cases_moved").dataframe[0].value
+    assert len(moved) == 10 and all(ANCHOR.search(v) for v in moved["after"])
+    assert at.get_by_key("kp_cases_checks").dataframe[0].value["result"].isin(
+        ["pass", "FAIL"]).all()
+    metrics = at.get_by_key("kp_cases_metrics").dataframe[0].value
+    for name in cs.METRICS.values():
+        assert name in set(metrics["metric"]), name
+    assert set(metrics["cause"]) == {CAL.nodes[c].title for c in CAL.causes}
+    assert metrics[["before", "after"]].notna().all().all()
+    assert (metrics["before"] != metrics["after"]).any()
+    assert at.get_by_key("kp_cases_metrics").get("vega_lite_chart"), "reliability plot"
+    assert len(preview_of(at)) == len(CAL.scenarios) * len(CAL.causes)
+
+
+def preview_of(at: AppTest):
+    return at.get_by_key("kp_cases_preview").dataframe[0].value
+
+
+def test_refit_is_saved_as_a_new_version(home):
+    seed_cases(home, n=400)
+    at = cases_page(home)
+    at.radio(key="kp_cases_method").set_value("em").run()
+    at.button(key="kp_cases_refit_button").click().run()
+    save = at.button(key="kp_cases_save_button")
+    assert not save.disabled, [e.value for e in at.error]
+    save.click().run()
+    assert_ok(at)
+    listed, active = versions(home)
+    assert [v.id for v in listed] == [1, 2] and active.id == 1  # saved, not activated
+    assert listed[1].note == "refit from 400 cases (em)" and listed[1].author == NAME
+    assert cs.changed_nodes(CAL, parse_calibration(listed[1].toml_text))
+
+
+def test_refit_without_adjudicated_causes_explains_the_missing_metrics(home):
+    with Store(store_file(home), seed_toml=cs.shipped_default_text()) as store:
+        store.add_cases([NewCase({"training_age": "novice", "low_back_soreness": "mild"})] * 6,
+                        therapist="seed")
+    at = cases_page(home)
+    at.button(key="kp_cases_refit_button").click().run()
+    assert_ok(at)
+    info = " ".join(i.value for i in at.get_by_key("kp_cases_metrics").info)
+    assert "no case has an adjudicated cause" in info
+
+
+# ---- case capture (Assess page, therapist mode) ----------------------------------------------------
+def capture_script() -> None:
+    import model
+    from app_pages import case_capture
+
+    case_capture.gate()
+    case_capture.render_case_capture(
+        model.load_model(), {"training_age": "novice", "low_back_soreness": "mild"}
+    )
+
+
+def locked_capture_script() -> None:
+    import model
+    from app_pages import case_capture
+
+    case_capture.render_case_capture(model.load_model(), {"training_age": "novice"})
+
+
+def test_case_capture_draws_nothing_while_locked(home):
+    at = AppTest.from_function(locked_capture_script, default_timeout=TIMEOUT).run()
+    assert_ok(at)
+    assert not at.radio and not at.button and not at.text_input
+
+
+def test_case_capture_saves_the_case_with_adjudication_and_outcome(home):
+    at = unlock(AppTest.from_function(capture_script, default_timeout=TIMEOUT), name=None)
+    assert [r.label for r in at.radio] == [
+        f"After assessment — {CAL.nodes[c].title}?" for c in CAL.causes]
+    at.radio(key="kp_cc_cause_stabilizer_overload").set_value("yes")
+    at.radio(key="kp_cc_cause_other_cause").set_value("no")
+    at.selectbox(key="kp_cc_outcome").set_value("none")
+    button(at, "Save this case").click().run()
+    assert any("Enter your name" in e.value for e in at.error)
+    assert stored_cases(home) == []
+    at.text_input(key=case_capture.NAME_WIDGET).input(NAME)
+    button(at, "Save this case").click().run()
+    assert_ok(at)
+    assert any("Saved as case 1" in s.value for s in at.success)
+    (case,) = stored_cases(home)
+    assert case.evidence == {"training_age": "novice", "low_back_soreness": "mild"}
+    assert case.adjudicated == {"stabilizer_overload": "yes", "other_cause": "no"}
+    assert (case.outcome, case.therapist) == ("none", NAME)
+    assert all(r.value == case_capture.UNKNOWN for r in at.radio)  # ready for the next case
