@@ -102,10 +102,11 @@ def number_editor(node: NodeSpec, slot: cs.Slot, where: str, help_text: str) -> 
     base = f"{VALUE_PREFIX}{node.name}|{slot.key}"
     slider_key, select_key = f"{base}|n", f"{base}|w"
     if slider_key not in ss:
-        ss[slider_key] = round(100 * slot.value, 4)
+        ss[slider_key] = 100 * slot.value  # exact: an untouched number stays unchanged
     state = node.state_label(slot.state)
-    value = st.slider(f"{node.title}: {state} — chance 0–100, {where}", 0.0, 100.0, step=0.5,
-                      key=slider_key, format="%.1f %%", help=help_text or None)
+    label = f"{where[:1].upper()}{where[1:]} → {node.title}: {state} (chance, 0–100)"
+    value = st.slider(label, 0.0, 100.0, step=0.5, key=slider_key, format="%.1f %%",
+                      help=help_text or None)
     p = value / 100
     left, right = st.columns([3, 2], vertical_alignment="center")
     left.markdown(f"**{state}: {describe(p)}**")
@@ -130,7 +131,7 @@ def confidence_editor(node: NodeSpec) -> float:
                           "low confidence quickly and numbers with high confidence slowly.")
     if level == CUSTOM:
         return float(st.number_input("Confidence (equivalent number of cases)", min_value=0.5,
-                                     max_value=10000.0, step=1.0, key=number_key))
+                                     step=1.0, key=number_key))
     return float(CONFIDENCE_LEVELS[level])
 
 
@@ -160,7 +161,8 @@ def edit(draft: Draft, name: str) -> Calibration:
     for group in cs.number_groups(cal, name, column):
         where = group_title(cal, node, group.group)
         with st.container(border=True):
-            st.markdown(f"**{where[:1].upper()}{where[1:]}**")
+            if len(group.slots) > 1:  # one heading for the numbers of one distribution
+                st.markdown(f"**{where[:1].upper()}{where[1:]}**")
             if group.note:
                 st.caption(f"Note: {group.note}")
             for slot in group.slots:
@@ -201,7 +203,7 @@ def sensitivity_panel(text: str, m: Model) -> None:
                  "most for": f"{labels.get(it.scenario, it.scenario)} · "
                              f"{cal.nodes[it.cause].title}"}
                 for it in items]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
 
 
 def save_panel(store: Store, draft: Draft, base: Calibration, checked: cs.Validation,
@@ -276,7 +278,8 @@ def editing_tab(store: Store, active: CalibrationVersion, base_model: Model) -> 
                 st.warning(warning, icon=":material/warning:")
         if not checked.ok:
             return
-        after = therapist.calibration_model(checked.text, checked.calibration)
+        after = (therapist.calibration_model(checked.text, checked.calibration) if changed
+                 else base_model)
         checks_ok = therapist.checks_panel(after, "kp_cal_checks")
         therapist.preview_panel(base_model, after, "kp_cal_preview")
         sensitivity_panel(checked.text, after)
@@ -341,7 +344,7 @@ def compare(versions: list[CalibrationVersion], active_id: int) -> None:
                  f"version {a}": describe(c.a), f"version {b}": describe(c.b),
                  "change": therapist.points(c.change)} for c in changes]
         if rows:
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
         if other_form:
             st.markdown("Written differently in the two versions (compare their table "
                         "entries below): " + ", ".join(ca.nodes[n].title for n in other_form))

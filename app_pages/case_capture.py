@@ -41,6 +41,8 @@ from model.network_model import Model
 
 #: Session-state keys (all under the ``kp_`` prefix used by the app).
 UNLOCKED = "kp_therapist_unlocked"
+PASSCODE_WIDGET = "kp_gate_passcode"
+REFUSED = "kp_gate_refused"
 NAME = "kp_therapist"
 NAME_WIDGET = "kp_therapist_name"
 FLASH = "kp_therapist_flash"
@@ -82,7 +84,8 @@ def gate() -> bool:
     """Draw the passcode gate; True when the therapist pages are unlocked for this session.
 
     Without a configured passcode the pages stay locked and say how to configure one. The
-    passcode field is cleared on every submit and its value is never shown.
+    passcode field is emptied by the submit callback, before the page runs again, and the
+    passcode is never shown or kept.
     """
     expected = configured_passcode()
     if expected is None:
@@ -104,21 +107,29 @@ def gate() -> bool:
         return True
     st.info("These pages change the numbers the app uses. Enter the therapist passcode.",
             icon=":material/lock:")
-    with st.form("kp_gate", clear_on_submit=True, enter_to_submit=True):
-        given = st.text_input("Therapist passcode", type="password", key="kp_gate_passcode",
-                              autocomplete="current-password")
-        submitted = st.form_submit_button("Unlock", icon=":material/lock_open:")
-    if submitted:
-        try:
-            check_passcode(given, expected)
-        except AccessError as exc:
-            reason = str(exc)
-            st.error(f"{reason[:1].upper()}{reason[1:]}: the therapist pages stay locked.",
-                     icon=":material/block:")
-            return False
-        st.session_state[UNLOCKED] = _fingerprint(expected)
-        st.rerun()
+    with st.form("kp_gate", enter_to_submit=True):
+        st.text_input("Therapist passcode", type="password", key=PASSCODE_WIDGET,
+                      autocomplete="current-password")
+        st.form_submit_button("Unlock", icon=":material/lock_open:", on_click=_try_unlock)
+    refused = st.session_state.pop(REFUSED, None)
+    if refused:
+        st.error(f"{refused[:1].upper()}{refused[1:]}: the therapist pages stay locked.",
+                 icon=":material/block:")
     return False
+
+
+def _try_unlock() -> None:
+    """Form callback: check the passcode, then empty the field (it is never kept)."""
+    ss = st.session_state
+    given = ss.get(PASSCODE_WIDGET) or ""
+    ss[PASSCODE_WIDGET] = ""
+    expected = configured_passcode()
+    try:
+        check_passcode(given, expected)
+    except AccessError as exc:
+        ss[REFUSED] = str(exc)  # the message never contains the passcode
+        return
+    ss[UNLOCKED] = _fingerprint(expected)
 
 
 def therapist_name() -> str:
@@ -223,7 +234,7 @@ def parameter_label(cal: Calibration, node: str, column: str, state: str) -> str
     spec = cal.nodes[node]
     given = ""
     if spec.parents:
-        given = " | " + ", ".join(cal.nodes[p].state_label(s)
+        given = " | " + ", ".join(f"{cal.nodes[p].title}: {cal.nodes[p].state_label(s)}"
                                   for p, s in zip(spec.parents, column.split(","), strict=True))
     return f"P({spec.title} = {spec.state_label(state)}{given})"
 
@@ -250,16 +261,23 @@ def checks_panel(m: Model, key: str) -> bool:
 
 
 def preview_panel(before: Model, after: Model, key: str) -> None:
-    """The reference lifters' cause chances before → after, with words."""
-    rows = [{"scenario": c.label, "cause": after.calibration.nodes[c.cause].title,
-             "before": word(c.before), "after": word(c.after), "change": points(c.change)}
-            for c in scenario_preview(before, after)]
+    """The reference lifters' cause chances before → after, with words: one small table per
+    lifter (container ``<key>_<scenario id>``), so it stays readable on a phone."""
+    by_scenario: dict[str, list] = {}
+    for c in scenario_preview(before, after):
+        by_scenario.setdefault(c.scenario, []).append(c)
     with st.container(key=key):
         st.markdown("##### Reference lifters: chance of each cause, before → after")
-        if not rows:
+        if not by_scenario:
             st.caption("This calibration has no reference scenarios.")
             return
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        for scenario, changes in by_scenario.items():
+            with st.container(key=f"{key}_{scenario}"):
+                st.markdown(f"**{changes[0].label}**")
+                rows = [{"cause": after.calibration.nodes[c.cause].title,
+                         "before": word(c.before), "after": word(c.after),
+                         "change": points(c.change)} for c in changes]
+                st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
 
 
 # ---- save this case (Assess page, therapist mode) ----------------------------------------------

@@ -190,9 +190,9 @@ def metrics_panel(result: cs.RefitPreview, cal: Calibration) -> None:
         table = cs.metrics_table(comp)
         table["cause"] = table["cause"].map(lambda c: cal.nodes[c].title)
         table["better"] = table["better"].replace({"": "same / undefined"})
-        st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={"before": st.column_config.NumberColumn(format="%.3f"),
-                                    "after": st.column_config.NumberColumn(format="%.3f")})
+        for column in ("before", "after"):
+            table[column] = table[column].map(lambda x: "—" if x != x else f"{x:.3f}")
+        st.table(table, hide_index=True, border="horizontal")
         reliability_chart(comp, cal)
 
 
@@ -234,8 +234,19 @@ def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion
                           "the result with care")
             st.markdown(f"**EM** on {result.n_cases} cases: {state}.")
             if len(result.history) > 1:
-                st.line_chart(pd.DataFrame({"log-likelihood of the cases": result.history}),
-                              x_label="iteration", y_label="log-likelihood", height=180)
+                history = [{"step": i, "log-likelihood": v} for i, v in enumerate(result.history)]
+                st.vega_lite_chart(
+                    {"data": {"values": history}, "height": 160,
+                     "mark": {"type": "line", "point": True},
+                     "encoding": {
+                         "x": {"field": "step", "type": "quantitative", "title": "EM step",
+                               "axis": {"tickMinStep": 1}},
+                         "y": {"field": "log-likelihood", "type": "quantitative",
+                               "title": "log-likelihood", "scale": {"zero": False}}}},
+                    key="kp_cases_history",
+                    alt="Log-likelihood of the cases after each accepted EM step.")
+                st.caption(f"Log-likelihood of the cases: {result.history[0]:.1f} → "
+                           f"{result.history[-1]:.1f}. It levels off as EM converges.")
         else:
             st.markdown(f"**Dirichlet counting** on {result.n_cases} cases (closed form, one "
                         "step; for each node, cases missing it or a parent are skipped).")
@@ -245,7 +256,7 @@ def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion
                  "before": describe(m.before), "after": describe(m.after),
                  "change": therapist.points(m.delta)} for m in result.moved]
         if rows:
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
         else:
             st.caption("No number moved.")
     checked = cs.validate(result.calibration, source="the refit")

@@ -20,6 +20,16 @@ rest (``1 - sum``), so the numbers a therapist sets are exactly the numbers save
 below zero is not hidden: :func:`validate` then reports it like any other problem.
 :func:`edit_node` writes numbers (keyed by :attr:`Slot.key`), a confidence and a rationale
 into a new calibration.
+
+The rest
+--------
+* :func:`validate` — write a calibration out and read it back with the file validator, exactly
+  as the store will read it (every problem at once, nothing raised);
+* :func:`scenario_preview` / :func:`scenario_sensitivity` — the reference lifters' cause
+  posteriors before → after, and the table entries they depend on most;
+* :func:`number_changes` / :func:`diff_rows` — two versions compared number by number;
+* :func:`case_table`, :func:`refit_preview`, :func:`metrics_table`, :func:`reliability_table`
+  — stored cases, and a refit from them previewed with held-out metrics before saving.
 """
 
 from __future__ import annotations
@@ -419,8 +429,10 @@ def refit_preview(
     """Refit ``base`` from ``cases`` and compare it with ``base`` on held-out folds.
 
     ``method``: ``"auto"`` (EM when any value is missing, Dirichlet counting otherwise),
-    ``"em"`` or ``"dirichlet"`` (the names the command line uses). Raises ``ValueError`` for
-    an unknown method or when there are no cases.
+    ``"em"`` or ``"dirichlet"`` (the names the command line uses). ``moved`` lists the
+    ``top`` table entries that moved most (for two-state nodes only the second state: the
+    first is its mirror image). Raises ``ValueError`` for an unknown method or when there are
+    no cases.
     """
     frame = case_frame(cases, base)
     if len(frame) == 0:
@@ -447,10 +459,17 @@ def refit_preview(
         iterations=int(getattr(fitted, "n_iter_", 1)),
         converged=bool(getattr(fitted, "converged_", True)),
         history=tuple(getattr(fitted, "history_", ())),
-        moved=tuple(moved_parameters(base, fitted.calibration_, top=top)),
+        moved=tuple([m for m in moved_parameters(base, fitted.calibration_, top=None)
+                     if not _mirror(base, m.node, m.state)][:top]),
         comparison=comparison,
         cv_problem=problem,
     )
+
+
+def _mirror(cal: Calibration, node: str, state: str) -> bool:
+    """True for the first state of a two-state node: the mirror image of the second."""
+    spec = cal.nodes[node]
+    return spec.card == 2 and state == spec.states[0]
 
 
 def metrics_table(comparison: Comparison) -> pd.DataFrame:
@@ -527,7 +546,7 @@ def diff_rows(a: Calibration, b: Calibration) -> tuple[pd.DataFrame, list[str]]:
     frame = pd.DataFrame(
         [{"node": c.node, "column": c.column, "state": c.state, "a": c.a, "b": c.b,
           "change": c.delta} for c in d.largest(None)
-         if not (a.nodes[c.node].card == 2 and c.state == a.nodes[c.node].states[0])],
+         if not _mirror(a, c.node, c.state)],
         columns=["node", "column", "state", "a", "b", "change"],
     )
     other = [str(c) for c in (*d.structure, *d.settings)]

@@ -33,7 +33,7 @@ ANCHOR = re.compile(r"(<|>)?(\d+)\s%\s—\s(\(almost\) certain|probable|expected
                     r"uncertain|improbable|\(almost\) impossible)$")
 
 
-# ---- helpers ---------------------------------------------------------------------------------------
+# ---- helpers ------------------------------------------------------------------------------------
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KNOWPAIN_HOME", str(tmp_path))
@@ -71,15 +71,16 @@ def slider_key(node: str, slot: str) -> str:
     return f"kp_cal_v_{node}|{slot}|n"
 
 
-def preview(at: AppTest):
-    return at.get_by_key("kp_cal_preview").dataframe[0].value
+def preview(at: AppTest, scenario: str = BEGINNER.id, key: str = "kp_cal_preview"):
+    """The preview table of one reference lifter, indexed by cause title."""
+    block = at.get_by_key(f"{key}_{scenario}")
+    label = next(s.label for s in CAL.scenarios if s.id == scenario)
+    assert block.markdown[0].value == f"**{label}**"
+    return block.table[0].value.set_index("cause")
 
 
-def preview_cell(frame, scenario_label: str, cause: str, column: str) -> str:
-    title = CAL.nodes[cause].title
-    rows = frame[(frame["scenario"] == scenario_label) & (frame["cause"] == title)]
-    assert len(rows) == 1, (scenario_label, cause)
-    return rows.iloc[0][column]
+def preview_cell(frame, cause: str, column: str) -> str:
+    return frame.loc[CAL.nodes[cause].title, column]
 
 
 def percent(text: str) -> int:
@@ -107,7 +108,7 @@ def stored_cases(home: Path):
         return store.list_cases()
 
 
-# ---- the passcode gate -------------------------------------------------------------------------------
+# ---- the passcode gate --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["calibrate", "cases"])
 def test_locked_when_no_passcode_is_configured(home, monkeypatch, name):
     monkeypatch.delenv(ENV_VAR, raising=False)
@@ -155,17 +156,17 @@ def test_passcode_and_store_path_from_streamlit_secrets(home, monkeypatch, tmp_p
     assert other.exists() and not store_file(home).exists()
 
 
-# ---- Calibrate: live preview, checks, validation ---------------------------------------------------
+# ---- Calibrate: live preview, checks, validation ------------------------------------------------
 def test_editing_a_number_changes_the_preview_after_values(home):
     at = unlock(page("calibrate"))
     at.selectbox(key="kp_cal_node").set_value("stabilizer_overload").run()
     first = preview(at)
-    before = preview_cell(first, BEGINNER.label, "stabilizer_overload", "before")
-    assert preview_cell(first, BEGINNER.label, "stabilizer_overload", "after") == before
+    before = preview_cell(first, "stabilizer_overload", "before")
+    assert preview_cell(first, "stabilizer_overload", "after") == before
     edit_stabilizer(at, "training_age=first_sessions|yes", 20.0)
     second = preview(at)
-    after = preview_cell(second, BEGINNER.label, "stabilizer_overload", "after")
-    assert preview_cell(second, BEGINNER.label, "stabilizer_overload", "before") == before
+    after = preview_cell(second, "stabilizer_overload", "after")
+    assert preview_cell(second, "stabilizer_overload", "before") == before
     assert percent(after) < percent(before)
     # the page shows exactly what the library computes for the edited calibration
     edited = cs.validate(cs.edit_node(CAL, "stabilizer_overload",
@@ -173,8 +174,9 @@ def test_editing_a_number_changes_the_preview_after_values(home):
     expected = model.Model(edited.calibration).posterior(dict(BEGINNER.evidence))
     assert after == describe(expected["stabilizer_overload"]["yes"])
     assert before == describe(M.posterior(dict(BEGINNER.evidence))["stabilizer_overload"]["yes"])
-    for column in ("before", "after"):
-        assert all(ANCHOR.search(v) for v in second[column]), "every number has its word"
+    for scenario in CAL.scenarios:  # every number has its word
+        table = preview(at, scenario.id)
+        assert all(ANCHOR.search(v) for v in (*table["before"], *table["after"]))
     assert any("Stabilizers overloaded" in m.value for m in at.markdown
                if m.value.startswith("Changed"))
 
@@ -211,8 +213,8 @@ def test_anchor_word_snaps_the_slider_and_any_point_is_allowed(home):
     assert at.slider(key=slider_key("stabilizer_overload", slot)).value == 50.0
     assert at.selectbox(key=f"kp_cal_v_stabilizer_overload|{slot}|w").value is None
     assert any(m.value == "**Yes: 50 % — fifty-fifty**" for m in at.markdown)
-    at.slider(key=slider_key("stabilizer_overload", slot)).set_value(37.5).run()
-    assert any(m.value == "**Yes: 38 % — uncertain**" for m in at.markdown)
+    at.slider(key=slider_key("stabilizer_overload", slot)).set_value(31.5).run()
+    assert any(m.value == "**Yes: 32 % — uncertain**" for m in at.markdown)
     assert all(s.label for s in at.slider) and all(s.label for s in at.selectbox)
 
 
@@ -227,16 +229,30 @@ def test_table_nodes_are_edited_one_column_at_a_time_with_the_rest_shown(home):
                                   "(the rest):") for m in at.markdown)
 
 
+def test_untouched_numbers_off_the_slider_steps_do_not_count_as_edits(home):
+    odd = cs.edit_node(CAL, "stabilizer_overload", {"training_age=novice|yes": 0.2468013579})
+    odd = odd.with_table("onset", CAL.cpt("onset") * 0.9 + 0.1 / 3)  # off-grid table entries
+    with Store(store_file(home), seed_toml=cs.shipped_default_text()) as store:
+        store.add_version(cs.validate(odd).text, author="refit", activate=True)
+    at = unlock(page("calibrate"))
+    for node in ("training_age", "stabilizer_overload", "onset"):
+        at.selectbox(key="kp_cal_node").set_value(node).run()
+        assert any("No changes yet" in c.value for c in at.caption), node
+        if node == "stabilizer_overload":
+            shown = at.slider(key=slider_key(node, "training_age=novice|yes")).value
+            assert shown == pytest.approx(24.68013579)
+
+
 def test_sensitivity_lists_the_numbers_the_scenarios_depend_on(home):
     at = unlock(page("calibrate"))
-    table = at.get_by_key("kp_cal_sensitivity").dataframe[0].value
+    table = at.get_by_key("kp_cal_sensitivity").table[0].value
     expected = cs.scenario_sensitivity(M, top=10)
     assert len(table) == len(expected) > 0
     assert table.iloc[0]["moves a cause by"] == f"{100 * expected[0].swing:.1f} points"
     assert all(ANCHOR.search(v) for v in table["now"])
 
 
-# ---- Calibrate: versions ---------------------------------------------------------------------------
+# ---- Calibrate: versions ------------------------------------------------------------------------
 def save_edit(at: AppTest, value: float = 70.0, note: str = "stiffer first sessions") -> None:
     edit_stabilizer(at, "training_age=first_sessions|yes", value)
     at.text_input(key="kp_cal_note").input(note).run()
@@ -291,7 +307,7 @@ def test_compare_two_versions_parameter_by_parameter(home):
     at.selectbox(key="kp_cal_cmp_a").set_value(1).run()
     at.selectbox(key="kp_cal_cmp_b").set_value(2).run()
     diff = at.get_by_key("kp_cal_diff")
-    table = diff.dataframe[0].value
+    table = diff.table[0].value
     assert len(table) == 1
     row = table.iloc[0]
     assert "First" in row["number"] and "Stabilizers overloaded" in row["number"]
@@ -336,7 +352,7 @@ def test_a_corrupt_store_is_refused_and_left_untouched(home, name):
     assert store_file(home).read_bytes() == junk
 
 
-# ---- Cases: import and export --------------------------------------------------------------------
+# ---- Cases: import and export -------------------------------------------------------------------
 def cases_page(home: Path) -> AppTest:
     return unlock(page("cases"))
 
@@ -390,7 +406,7 @@ def test_a_valid_csv_import_stores_every_case(home, downloads):
         (c.evidence, c.adjudicated, c.outcome) for c in cases]
 
 
-# ---- Cases: refit -----------------------------------------------------------------------------------
+# ---- Cases: refit -------------------------------------------------------------------------------
 def seed_cases(home: Path, n: int = 300, seed: int = 3) -> None:
     frame = sample_cases(CAL, n, seed=seed)
     observable = [n for n, s in CAL.nodes.items() if s.observable]
@@ -408,22 +424,22 @@ def test_refit_preview_shows_convergence_moves_checks_and_held_out_metrics(home)
     assert_ok(at)
     fit = " ".join(m.value for m in at.get_by_key("kp_cases_fit").markdown)
     assert "EM" in fit and "converged after" in fit  # a latent node is never observed
-    moved = at.get_by_key("kp_cases_moved").dataframe[0].value
+    moved = at.get_by_key("kp_cases_moved").table[0].value
     assert len(moved) == 10 and all(ANCHOR.search(v) for v in moved["after"])
     assert at.get_by_key("kp_cases_checks").dataframe[0].value["result"].isin(
         ["pass", "FAIL"]).all()
-    metrics = at.get_by_key("kp_cases_metrics").dataframe[0].value
+    metrics = at.get_by_key("kp_cases_metrics").table[0].value
     for name in cs.METRICS.values():
         assert name in set(metrics["metric"]), name
     assert set(metrics["cause"]) == {CAL.nodes[c].title for c in CAL.causes}
-    assert metrics[["before", "after"]].notna().all().all()
-    assert (metrics["before"] != metrics["after"]).any()
+    numbers = metrics[["before", "after"]].map(float)  # every metric is defined here
+    assert numbers.notna().all().all()
+    assert (numbers["before"] != numbers["after"]).any()
     assert at.get_by_key("kp_cases_metrics").get("vega_lite_chart"), "reliability plot"
-    assert len(preview_of(at)) == len(CAL.scenarios) * len(CAL.causes)
-
-
-def preview_of(at: AppTest):
-    return at.get_by_key("kp_cases_preview").dataframe[0].value
+    for scenario in CAL.scenarios:
+        table = preview(at, scenario.id, key="kp_cases_preview")
+        assert list(table.index) == [CAL.nodes[c].title for c in CAL.causes]
+        assert all(ANCHOR.search(v) for v in (*table["before"], *table["after"]))
 
 
 def test_refit_is_saved_as_a_new_version(home):
@@ -452,7 +468,7 @@ def test_refit_without_adjudicated_causes_explains_the_missing_metrics(home):
     assert "no case has an adjudicated cause" in info
 
 
-# ---- case capture (Assess page, therapist mode) ----------------------------------------------------
+# ---- case capture (Assess page, therapist mode) -------------------------------------------------
 def capture_script() -> None:
     import model
     from app_pages import case_capture
@@ -495,3 +511,48 @@ def test_case_capture_saves_the_case_with_adjudication_and_outcome(home):
     assert case.adjudicated == {"stabilizer_overload": "yes", "other_cause": "no"}
     assert (case.outcome, case.therapist) == ("none", NAME)
     assert all(r.value == case_capture.UNKNOWN for r in at.radio)  # ready for the next case
+
+
+# ---- the helpers behind the pages (model/calibrate_session.py) ----------------------------------
+def test_edit_node_builds_a_new_calibration_and_the_first_state_takes_the_rest():
+    groups = {g.group: g for g in cs.number_groups(CAL, "low_back_soreness")}
+    assert set(groups) == {"leak", "stabilizer_overload=yes", "wrong_prime_mover=yes",
+                           "other_cause=yes"}
+    assert [s.state for s in groups["leak"].slots] == ["mild", "marked"]
+    assert groups["leak"].rest == pytest.approx(0.88)
+    edited = cs.edit_node(CAL, "low_back_soreness", {"stabilizer_overload=yes|mild": 0.5},
+                          confidence=33, rationale="why")
+    node = edited.nodes["low_back_soreness"]
+    assert node.params["stabilizer_overload"]["yes"] == pytest.approx([0.3, 0.5, 0.2])
+    assert (node.confidence, node.rationale, node.cpt) == (33.0, "why", "noisy_max")
+    # nothing shared was changed
+    assert CAL.nodes["low_back_soreness"].params["stabilizer_overload"]["yes"] == [0.15, 0.65,
+                                                                                   0.20]
+    assert cs.changed_nodes(CAL, edited) == ["low_back_soreness"]
+    # values equal to the current numbers change nothing, so nothing reads as edited
+    same = cs.edit_node(CAL, "low_back_soreness",
+                        {s.key: s.value for g in groups.values() for s in g.slots})
+    assert cs.changed_nodes(CAL, same) == []
+    with pytest.raises(KeyError, match="no number"):
+        cs.edit_node(CAL, "low_back_soreness", {"leak|none": 0.5})
+
+
+def test_validate_reports_every_problem_without_raising():
+    bad = cs.edit_node(CAL, "low_back_soreness", {"leak|mild": 0.7, "leak|marked": 0.5})
+    checked = cs.validate(bad)
+    assert not checked.ok and checked.calibration is None
+    assert any("'low_back_soreness'" in p and "leak" in p for p in checked.problems)
+    good = cs.validate(CAL)
+    assert good.ok and good.problems == () and len(good.calibration.scenarios) == len(
+        CAL.scenarios)
+
+
+def test_number_changes_compare_the_numbers_as_set():
+    edited = cs.edit_node(CAL, "stabilizer_overload", {"max_attempt=yes|yes": 0.5})
+    changes, other = cs.number_changes(CAL, edited)
+    assert other == []
+    assert [(c.node, c.group, c.state) for c in changes] == [
+        ("stabilizer_overload", "max_attempt=yes", "yes")]
+    assert changes[0].change == pytest.approx(0.10)
+    table = CAL.with_table("stabilizer_overload", CAL.cpt("stabilizer_overload"))
+    assert cs.number_changes(CAL, table)[1] == ["stabilizer_overload"]
