@@ -7,6 +7,7 @@ from functools import partial
 import streamlit as st
 
 from app_pages import common
+from app_pages.case_capture import render_case_capture
 from calibration.schema import NodeSpec
 from calibration.verbal_scale import describe
 from model import report
@@ -15,7 +16,7 @@ from model.results import Diagnosis
 TOP_QUESTIONS = 3
 TOP_PUSHES = 4
 
-loaded = common.load_model()
+loaded = common.current_model()
 cal = loaded.calibration
 common.init_session(cal)
 ss = st.session_state
@@ -227,4 +228,5 @@ link_params = report.link_params(evidence, flags, cal)
 with right, st.container(key="results"):
     results(diagnosis, answered)
     share(diagnosis, link_params)
+    render_case_capture(loaded.model, evidence)  # draws nothing unless a therapist unlocked
 sync_link(link_params)

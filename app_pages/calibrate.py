@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from app_pages import case_capture as therapist
+from app_pages import therapist
 from calibration.pool import pool_calibrations
 from calibration.schema import Calibration, NodeSpec
 from calibration.store import CalibrationVersion, Store, StoreError

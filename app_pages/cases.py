@@ -14,7 +14,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from app_pages import case_capture as therapist
+from app_pages import therapist
 from calibration.cases import (
     DEFAULT_MAX_BYTES,
     CaseImportError,

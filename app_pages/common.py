@@ -67,6 +67,29 @@ def load_model(path: str | None = None) -> LoadedModel:
     return LoadedModel(model.load_model(path), uuid.uuid4().hex)
 
 
+def current_model() -> LoadedModel:
+    """What lifters see: the store's active calibration once a therapist has a store,
+    else the shipped default. Only reads: a missing store is not created here."""
+    from app_pages import therapist  # the store pieces live with the therapist pages
+    from calibration.loader import CalibrationError
+    from calibration.store import Store, StoreError
+
+    path = therapist.store_path()
+    if path.exists():
+        try:
+            with Store(path) as store:
+                version = store.active_version()
+            if version is not None:
+                return LoadedModel(therapist.version_model(version), version.content_hash)
+        except (StoreError, CalibrationError, OSError) as exc:
+            st.warning(
+                f"The clinic's calibration store could not be read ({exc}); showing the "
+                "shipped calibration instead.",
+                icon=":material/warning:",
+            )
+    return load_model()
+
+
 @st.cache_data(max_entries=4096, show_spinner=False)
 def _diagnose(
     token: str,

@@ -25,7 +25,7 @@ PARAM_WORDS = {
 ROWS = (("context",), ("technique", "latent"), ("cause",), ("symptom",))
 LOW, HIGH = (255, 255, 255), (31, 78, 121)
 
-loaded = common.load_model()
+loaded = common.current_model()
 cal = loaded.calibration
 common.init_session(cal)
 evidence = common.active_evidence(cal, common.answers())

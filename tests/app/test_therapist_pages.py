@@ -14,7 +14,7 @@ from apptest_helpers import ROOT, TIMEOUT, assert_ok, texts
 from streamlit.testing.v1 import AppTest
 
 import model
-from app_pages import case_capture
+from app_pages import therapist
 from calibration.access import ENV_VAR
 from calibration.cases import parse_cases_csv
 from calibration.loader import parse_calibration
@@ -63,7 +63,7 @@ def unlock(at: AppTest, passcode: str = PASSCODE, name: str | None = NAME) -> Ap
     at.run()
     assert_ok(at)
     if name is not None:
-        at.text_input(key=case_capture.NAME_WIDGET).input(name).run()
+        at.text_input(key=therapist.NAME_WIDGET).input(name).run()
     return at
 
 
@@ -129,7 +129,7 @@ def test_wrong_passcode_stays_locked_and_is_never_echoed(home, name):
     assert not at.slider and not at.file_uploader
     assert at.text_input(key="kp_gate_passcode").value == ""  # the field is cleared
     assert not any("guess" in t for t in texts(at))
-    assert case_capture.UNLOCKED not in at.session_state
+    assert therapist.UNLOCKED not in at.session_state
 
 
 def test_right_passcode_unlocks_for_the_session_and_lock_locks_again(home):
@@ -471,9 +471,9 @@ def test_refit_without_adjudicated_causes_explains_the_missing_metrics(home):
 # ---- case capture (Assess page, therapist mode) -------------------------------------------------
 def capture_script() -> None:
     import model
-    from app_pages import case_capture
+    from app_pages import case_capture, therapist
 
-    case_capture.gate()
+    therapist.gate()
     case_capture.render_case_capture(
         model.load_model(), {"training_age": "novice", "low_back_soreness": "mild"}
     )
@@ -502,7 +502,7 @@ def test_case_capture_saves_the_case_with_adjudication_and_outcome(home):
     button(at, "Save this case").click().run()
     assert any("Enter your name" in e.value for e in at.error)
     assert stored_cases(home) == []
-    at.text_input(key=case_capture.NAME_WIDGET).input(NAME)
+    at.text_input(key=therapist.NAME_WIDGET).input(NAME)
     button(at, "Save this case").click().run()
     assert_ok(at)
     assert any("Saved as case 1" in s.value for s in at.success)
@@ -510,7 +510,7 @@ def test_case_capture_saves_the_case_with_adjudication_and_outcome(home):
     assert case.evidence == {"training_age": "novice", "low_back_soreness": "mild"}
     assert case.adjudicated == {"stabilizer_overload": "yes", "other_cause": "no"}
     assert (case.outcome, case.therapist) == ("none", NAME)
-    assert all(r.value == case_capture.UNKNOWN for r in at.radio)  # ready for the next case
+    assert all(r.value == therapist.UNKNOWN for r in at.radio)  # ready for the next case
 
 
 # ---- the helpers behind the pages (model/calibrate_session.py) ----------------------------------
@@ -556,3 +556,34 @@ def test_number_changes_compare_the_numbers_as_set():
     assert changes[0].change == pytest.approx(0.10)
     table = CAL.with_table("stabilizer_overload", CAL.cpt("stabilizer_overload"))
     assert cs.number_changes(CAL, table)[1] == ["stabilizer_overload"]
+
+
+def test_assess_follows_the_active_version_and_rollback(home):
+    """Activating a version changes what lifters see; rolling back restores it."""
+    from dataclasses import replace
+
+    from apptest_helpers import cause_percent
+
+    from calibration.store import Store
+    from calibration.writer import to_toml
+    from model.calibrate_session import shipped_default_text
+
+    def shown_prior() -> int:
+        at = AppTest.from_file(str(ROOT / "app_pages" / "assess.py"), default_timeout=TIMEOUT)
+        at.run()
+        assert not at.exception
+        return cause_percent(at, "stabilizer_overload")
+
+    node = CAL.nodes["stabilizer_overload"]
+    params = {**node.params, "training_age": {**node.params["training_age"], "novice": 0.9}}
+    edited = replace(CAL, nodes={**CAL.nodes, "stabilizer_overload": replace(node, params=params)})
+    new_prior = round(100 * model.Model(edited).prior_causes["stabilizer_overload"])
+    old_prior = round(100 * model.Model(CAL).prior_causes["stabilizer_overload"])
+    assert new_prior >= old_prior + 3
+    assert shown_prior() == old_prior  # no store yet: the shipped calibration
+    with Store(store_file(home), seed_toml=shipped_default_text()) as store:
+        store.add_version(to_toml(edited), author=NAME, note="higher leak", activate=True)
+    assert shown_prior() == new_prior
+    with Store(store_file(home)) as store:
+        store.rollback(who=NAME)
+    assert shown_prior() == old_prior

@@ -6,6 +6,7 @@ percentage, and screenshots (1280 px and 390 px wide) go to test-artifacts/scree
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -76,8 +77,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--server.port", str(port),
         "--browser.gatherUsageStats", "false",
     ]
+    # the app reads the clinic's store when one exists: give it an empty home of its own
+    env = {**os.environ, "KNOWPAIN_HOME": str(tmp_path_factory.mktemp("home"))}
+    env.pop("KNOWPAIN_THERAPIST_PASSCODE", None)
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, proc, START_TIMEOUT)

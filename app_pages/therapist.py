@@ -1,0 +1,281 @@
+"""Therapist pieces shared by the Calibrate, Cases and (in therapist mode) Assess pages.
+
+* :func:`gate` — the therapist passcode gate (unlocked for the session, never echoed);
+* :func:`open_store` — the versioned store (``store_path`` in st.secrets, else
+  ``$KNOWPAIN_HOME`` / the per-user folder), seeded with the shipped default;
+* :func:`version_model` — a read-only :class:`model.Model` per stored version, cached by
+  content hash;
+* shared displays (numbers with words, checks and scenario previews).
+
+This is a module, not a page: import it, do not run it with ``st.Page``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from calibration.access import ENV_VAR, SECRETS_KEY, AccessError, check_passcode
+from calibration.access import configured_passcode as _configured_passcode
+from calibration.loader import CalibrationError, parse_calibration
+from calibration.schema import Calibration
+from calibration.store import (
+    CalibrationVersion,
+    Store,
+    StoreBusyError,
+    StoreError,
+    default_store_path,
+)
+from calibration.verbal_scale import describe
+from model.calibrate_session import scenario_preview, shipped_default_text
+from model.checks import run_checks
+from model.network_model import Model
+
+#: Session-state keys (all under the ``kp_`` prefix used by the app).
+UNLOCKED = "kp_therapist_unlocked"
+PASSCODE_WIDGET = "kp_gate_passcode"
+REFUSED = "kp_gate_refused"
+NAME = "kp_therapist"
+NAME_WIDGET = "kp_therapist_name"
+FLASH = "kp_therapist_flash"
+STORE_SECRET = "store_path"
+SAVED = "kp_cc_saved"
+UNKNOWN = "__unknown__"
+UNKNOWN_LABEL = "Unknown"
+
+
+# ---- passcode gate ----------------------------------------------------------------------------
+def _secret(key: str) -> object:
+    try:
+        return st.secrets.get(key)
+    except Exception:  # st.secrets raises when there is no secrets file
+        return None
+
+
+def configured_passcode() -> str | None:
+    """The expected passcode from st.secrets, then the environment (``None``: locked)."""
+    return _configured_passcode(st.secrets)
+
+
+def _fingerprint(expected: str) -> str:
+    # remembers *which* passcode unlocked the session, so changing it locks every session
+    return hashlib.sha256(b"knowpain-therapist:" + expected.encode("utf-8")).hexdigest()
+
+
+def is_unlocked() -> bool:
+    """True when this session was unlocked with the passcode that is configured now."""
+    expected = configured_passcode()
+    return expected is not None and st.session_state.get(UNLOCKED) == _fingerprint(expected)
+
+
+def _lock() -> None:
+    st.session_state.pop(UNLOCKED, None)
+
+
+def gate() -> bool:
+    """Draw the passcode gate; True when the therapist pages are unlocked for this session.
+
+    Without a configured passcode the pages stay locked and say how to configure one. The
+    passcode field is emptied by the submit callback, before the page runs again, and the
+    passcode is never shown or kept.
+    """
+    expected = configured_passcode()
+    if expected is None:
+        _lock()
+        st.warning("**Therapist pages are locked: no therapist passcode is configured.**",
+                   icon=":material/lock:")
+        st.markdown(
+            "Whoever runs knowpain sets it, outside the repository, in one of two ways:\n"
+            f"- the environment variable `{ENV_VAR}` before starting the app, or\n"
+            f"- a line `{SECRETS_KEY} = \"…\"` in `.streamlit/secrets.toml` next to the app.\n\n"
+            "Then restart the app and enter the passcode here."
+        )
+        return False
+    if is_unlocked():
+        with st.container(key="kp_gate_open", horizontal=True, vertical_alignment="center"):
+            st.caption("Therapist mode is unlocked for this browser session.")
+            st.button("Lock", on_click=_lock, icon=":material/lock:",
+                      help="Lock the therapist pages again for this session.")
+        return True
+    st.info("These pages change the numbers the app uses. Enter the therapist passcode.",
+            icon=":material/lock:")
+    with st.form("kp_gate", enter_to_submit=True):
+        st.text_input("Therapist passcode", type="password", key=PASSCODE_WIDGET,
+                      autocomplete="current-password")
+        st.form_submit_button("Unlock", icon=":material/lock_open:", on_click=_try_unlock)
+    refused = st.session_state.pop(REFUSED, None)
+    if refused:
+        st.error(f"{refused[:1].upper()}{refused[1:]}: the therapist pages stay locked.",
+                 icon=":material/block:")
+    return False
+
+
+def _try_unlock() -> None:
+    """Form callback: check the passcode, then empty the field (it is never kept)."""
+    ss = st.session_state
+    given = ss.get(PASSCODE_WIDGET) or ""
+    ss[PASSCODE_WIDGET] = ""
+    expected = configured_passcode()
+    try:
+        check_passcode(given, expected)
+    except AccessError as exc:
+        ss[REFUSED] = str(exc)  # the message never contains the passcode
+        return
+    ss[UNLOCKED] = _fingerprint(expected)
+
+
+def therapist_name() -> str:
+    """'Your name' (kept for the whole session, across pages); '' until entered."""
+    ss = st.session_state
+    if NAME_WIDGET not in ss:
+        ss[NAME_WIDGET] = ss.get(NAME, "")
+    name = st.text_input("Your name (recorded with every change you make)", key=NAME_WIDGET,
+                         max_chars=80, placeholder="e.g. Dr A. Jones")
+    ss[NAME] = name.strip()
+    return ss[NAME]
+
+
+def flash(kind: str, text: str) -> None:
+    """Keep a message to show after the next rerun (e.g. after a save)."""
+    st.session_state[FLASH] = (kind, text)
+
+
+def show_flash() -> None:
+    kind, text = st.session_state.pop(FLASH, (None, ""))
+    if kind == "success":
+        st.success(text, icon=":material/check_circle:")
+    elif kind == "error":
+        st.error(text, icon=":material/error:")
+
+
+# ---- the store --------------------------------------------------------------------------------
+def store_path() -> Path:
+    """``store_path`` from st.secrets if set, else ``$KNOWPAIN_HOME`` / the per-user folder."""
+    override = _secret(STORE_SECRET)
+    if isinstance(override, str) and override.strip():
+        return Path(override.strip()).expanduser()
+    return default_store_path()
+
+
+def store_error(exc: Exception) -> None:
+    """Show a store problem plainly: what happened and that nothing was half-saved."""
+    if isinstance(exc, StoreBusyError):
+        st.error("**The store is busy** (someone else is saving right now). Nothing was "
+                 "saved — try again in a moment.", icon=":material/hourglass_top:")
+    else:
+        st.error(f"**The store could not be used.** {exc}\n\nNothing was changed.",
+                 icon=":material/database:")
+
+
+@contextmanager
+def open_store() -> Iterator[Store | None]:
+    """The store for this run (``None`` after showing why it could not be opened)."""
+    try:
+        store = Store(store_path(), seed_toml=shipped_default_text())
+    except (StoreError, OSError, ValueError) as exc:
+        store_error(exc)
+        yield None
+        return
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _model_from_text(content_hash: str, _text: str) -> Model:
+    return Model(parse_calibration(_text, source=f"stored version {content_hash[:12]}"))
+
+
+def version_model(version: CalibrationVersion) -> Model:
+    """A read-only model of a stored version (shared by every session; never change it).
+
+    Raises :class:`CalibrationError` when the stored text is not a valid calibration.
+    """
+    return _model_from_text(version.content_hash, version.toml_text)
+
+
+def model_or_error(version: CalibrationVersion) -> Model | None:
+    try:
+        return version_model(version)
+    except CalibrationError as exc:
+        st.error(f"Stored version {version.id} is not a valid calibration:\n\n"
+                 + "\n".join(f"- {p}" for p in exc.problems), icon=":material/error:")
+        return None
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def calibration_model(text: str, _calibration: Calibration) -> Model:
+    """A read-only model of a validated calibration, cached by its TOML text."""
+    return Model(_calibration)
+
+
+# ---- shared displays --------------------------------------------------------------------------
+def word(p: float) -> str:
+    """A probability as number and word ('impossible evidence' when it cannot be computed)."""
+    return describe(p) if math.isfinite(p) else "— (impossible evidence)"
+
+
+def points(delta: float) -> str:
+    """A change of probability in percentage points."""
+    return f"{100 * delta:+.1f} points" if math.isfinite(delta) else "—"
+
+
+def parameter_label(cal: Calibration, node: str, column: str, state: str) -> str:
+    """``P(Node = State | parent states…)`` in the calibration's own labels."""
+    spec = cal.nodes[node]
+    given = ""
+    if spec.parents:
+        given = " | " + ", ".join(f"{cal.nodes[p].title}: {cal.nodes[p].state_label(s)}"
+                                  for p, s in zip(spec.parents, column.split(","), strict=True))
+    return f"P({spec.title} = {spec.state_label(state)}{given})"
+
+
+def checks_panel(m: Model, key: str) -> bool:
+    """Every behaviour check, failures named first; True when all pass."""
+    results = run_checks(m)
+    failed = [r for r in results if not r.passed]
+    with st.container(key=key):
+        st.markdown("##### Behaviour checks")
+        if failed:
+            st.error(f"**{len(failed)} of {len(results)} behaviour checks fail:** "
+                     + ", ".join(f"`{r.id}`" for r in failed)
+                     + ". Every version must keep these orderings, so it cannot be saved.",
+                     icon=":material/rule:")
+        else:
+            st.success(f"All {len(results)} behaviour checks pass.", icon=":material/rule:")
+        rows = [{"check": r.id, "result": "pass" if r.passed else "FAIL",
+                 "values (must fall)": " > ".join(describe(v) for v in r.values),
+                 "what it says": r.description}
+                for r in sorted(results, key=lambda r: r.passed)]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=240)
+    return not failed
+
+
+def preview_panel(before: Model, after: Model, key: str) -> None:
+    """The reference lifters' cause chances before → after, with words: one small table per
+    lifter (container ``<key>_<scenario id>``), so it stays readable on a phone."""
+    by_scenario: dict[str, list] = {}
+    for c in scenario_preview(before, after):
+        by_scenario.setdefault(c.scenario, []).append(c)
+    with st.container(key=key):
+        st.markdown("##### Reference lifters: chance of each cause, before → after")
+        if not by_scenario:
+            st.caption("This calibration has no reference scenarios.")
+            return
+        for scenario, changes in by_scenario.items():
+            with st.container(key=f"{key}_{scenario}"):
+                st.markdown(f"**{changes[0].label}**")
+                rows = [{"cause": after.calibration.nodes[c.cause].title,
+                         "before": word(c.before), "after": word(c.after),
+                         "change": points(c.change)} for c in changes]
+                st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
+
+
+# ---- save this case (Assess page, therapist mode) ----------------------------------------------
