@@ -445,17 +445,7 @@ def versions_tab(store: Store, active: CalibrationVersion, base_model: Model) ->
 with therapist.open_store() as store:
     if store is None:
         st.stop()
-    try:
-        active = store.active_version()
-    except StoreError as exc:
-        therapist.store_error(exc)
-        st.stop()
-    if active is None:
-        st.error("The store has no active version.", icon=":material/error:")
-        st.stop()
-    base_model = therapist.model_or_error(active)
-    if base_model is None:
-        st.stop()
+    active, base_model = therapist.active_model(store)
     st.caption(f"Store: `{store.path}` · active version {active.id} by {active.author}"
                + (f" — {active.note}" if active.note else ""))
     st.caption(f"Scale: {SCALE}")

@@ -296,17 +296,11 @@ def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion
 with therapist.open_store() as store:
     if store is None:
         st.stop()
+    active, base_model = therapist.active_model(store)
     try:
-        active = store.active_version()
         cases = store.list_cases()
     except StoreError as exc:
         therapist.store_error(exc)
-        st.stop()
-    if active is None:
-        st.error("The store has no active version.", icon=":material/error:")
-        st.stop()
-    base_model = therapist.model_or_error(active)
-    if base_model is None:
         st.stop()
     cal = base_model.calibration
     st.caption(f"Store: `{store.path}` · active version {active.id}")

@@ -201,6 +201,22 @@ def version_model(version: CalibrationVersion) -> Model:
     return _model_from_text(version.content_hash, version.toml_text)
 
 
+def active_model(store: Store) -> tuple[CalibrationVersion, Model]:
+    """The store's active version and its model; shows why and stops the page if unusable."""
+    try:
+        active = store.active_version()
+    except StoreError as exc:
+        store_error(exc)
+        st.stop()
+    if active is None:
+        st.error("The store has no active version.", icon=":material/error:")
+        st.stop()
+    base_model = model_or_error(active)
+    if base_model is None:
+        st.stop()
+    return active, base_model
+
+
 def model_or_error(version: CalibrationVersion) -> Model | None:
     try:
         return version_model(version)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import pyagrum as gum  # noqa: E402
-from common import Table, machine  # noqa: E402
+from common import Table, machine, median_time  # noqa: E402
 from peers import random_network, to_pyagrum  # noqa: E402
 
 import model  # noqa: E402
@@ -34,17 +32,6 @@ warnings.simplefilter("ignore", FutureWarning)
 from pgmpy.inference import VariableElimination  # noqa: E402
 
 from model.pgmpy_adapter import build_network  # noqa: E402
-
-
-def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def all_marginals_row(table: Table, label: str, variables, parents, cpts, hard) -> None:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import Table, machine  # noqa: E402
+from common import Table, machine, median_time  # noqa: E402
 
 from calibration.loader import load_calibration  # noqa: E402
 from model.learn import DirichletRefit, EMRefit  # noqa: E402
@@ -36,15 +36,6 @@ from model.sampling import sample_cases, with_missing  # noqa: E402
 HIDDEN = ["technique_breakdown", "stabilizer_overload", "wrong_prime_mover", "other_cause"]
 
 
-def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def once(fn: Callable[[], object]) -> tuple[float, object]:

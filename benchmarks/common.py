@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
+    """Median wall time of ``repeat`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
 
 
 def machine() -> str:
@@ -18,11 +34,9 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    import numpy
-
     return (
         f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"numpy {numpy.__version__}, {platform.system()} {platform.release()}"
+        f"numpy {np.__version__}, {platform.system()} {platform.release()}"
     )
 
 
