@@ -124,6 +124,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    if not APP.exists():
+        raise UsageError(
+            f"the app lives in the source checkout ({APP} is missing); run `make app` there"
+        )
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), *args.streamlit_args]
     return subprocess.call(cmd)
 
