@@ -72,21 +72,18 @@ def current_model() -> LoadedModel:
     else the shipped default. Only reads: a missing store is not created here."""
     from app_pages import therapist  # the store pieces live with the therapist pages
     from calibration.loader import CalibrationError
-    from calibration.store import Store, StoreError
+    from calibration.store import StoreError, active_version_if_any
 
-    path = therapist.store_path()
-    if path.exists():
-        try:
-            with Store(path) as store:
-                version = store.active_version()
-            if version is not None:
-                return LoadedModel(therapist.version_model(version), version.content_hash)
-        except (StoreError, CalibrationError, OSError) as exc:
-            st.warning(
-                f"The clinic's calibration store could not be read ({exc}); showing the "
-                "shipped calibration instead.",
-                icon=":material/warning:",
-            )
+    try:
+        version = active_version_if_any(therapist.store_path())
+        if version is not None:
+            return LoadedModel(therapist.version_model(version), version.content_hash)
+    except (StoreError, CalibrationError, OSError) as exc:
+        st.warning(
+            f"The clinic's calibration store could not be read ({exc}); showing the "
+            "shipped calibration instead.",
+            icon=":material/warning:",
+        )
     return load_model()
 
 

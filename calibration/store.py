@@ -174,6 +174,19 @@ def default_store_path() -> Path:
     return base / "knowpain" / STORE_FILENAME
 
 
+def active_version_if_any(path: str | os.PathLike[str] | None = None) -> CalibrationVersion | None:
+    """The active version of an existing store, or ``None`` when there is no store yet.
+
+    For readers (the lifter pages, ``knowpain diagnose``): a missing store is not created.
+    Raises :class:`StoreError` when a file is there but is not a usable store.
+    """
+    target = Path(path) if path is not None else default_store_path()
+    if not target.exists():
+        return None
+    with Store(target) as store:
+        return store.active_version()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 

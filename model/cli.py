@@ -75,10 +75,24 @@ def _diagnosis_text(d: Diagnosis, m) -> str:
     return "\n".join(lines)
 
 
-def cmd_diagnose(args: argparse.Namespace) -> int:
-    from model.network_model import load_model
+def lifter_model(calibration: str | None, store: str | None):
+    """The calibration lifters see: ``--calibration`` if given, else the store's active
+    version when a store exists, else the shipped default (the same rule as the app)."""
+    from model.network_model import Model, load_model
 
-    m = load_model(args.calibration)
+    if calibration is None:
+        from calibration.loader import parse_calibration
+        from calibration.store import active_version_if_any
+
+        version = active_version_if_any(store)
+        if version is not None:
+            source = f"stored version {version.id}"
+            return Model(parse_calibration(version.toml_text, source=source))
+    return load_model(calibration)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    m = lifter_model(args.calibration, args.store)
     flags = dict.fromkeys(args.flag or [], True)
     d = m.diagnose(_parse_assignments(args.evidence), flags)
     if args.json:
@@ -110,6 +124,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if Path(args.out).exists() and not args.force:
+        raise UsageError(f"{args.out} exists; pass --force to replace it")
     if args.format == "toml":
         from calibration.writer import to_toml
 
@@ -142,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diagnose", help="posterior causes, fixes and next questions")
     p.add_argument("evidence", nargs="*", help="NODE=STATE, e.g. training_age=first_sessions")
     p.add_argument("--flag", action="append", help="a warning sign answered yes (repeatable)")
-    p.add_argument("--calibration", help="calibration TOML (default: the shipped one)")
+    p.add_argument(
+        "--calibration",
+        help="calibration TOML (default: the store's active version, else the shipped one)",
+    )
+    p.add_argument("--store", help="calibration store (default: $KNOWPAIN_HOME/knowpain.sqlite)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_diagnose)
 
@@ -153,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write the network as BIF, XMLBIF or TOML")
     p.add_argument("--format", choices=["bif", "xmlbif", "toml"], required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--calibration")
     p.set_defaults(func=cmd_export)
 

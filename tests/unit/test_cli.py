@@ -85,3 +85,38 @@ def test_query_path_does_not_import_pgmpy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_diagnose_follows_the_store_active_version_unless_a_file_is_given(tmp_path, capsys):
+    from dataclasses import replace
+
+    from calibration.loader import DEFAULT_PATH, load_calibration
+    from calibration.store import Store
+    from calibration.writer import to_toml
+
+    cal = load_calibration()
+    node = cal.nodes["stabilizer_overload"]
+    params = {**node.params, "training_age": {**node.params["training_age"], "novice": 0.9}}
+    edited = replace(cal, nodes={**cal.nodes, "stabilizer_overload": replace(node, params=params)})
+    store_path = tmp_path / "store.sqlite"
+
+    def overload(*extra: str) -> float:
+        assert main(["diagnose", "training_age=novice", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["causes"]["stabilizer_overload"]
+
+    shipped = overload("--store", str(store_path))  # no store yet: the shipped calibration
+    assert not store_path.exists()  # reading never creates a store
+    with Store(store_path, seed_toml=DEFAULT_PATH.read_text()) as store:
+        store.add_version(to_toml(edited), author="t", note="n", activate=True)
+    assert overload("--store", str(store_path)) > shipped + 0.1
+    assert overload("--store", str(store_path), "--calibration", str(DEFAULT_PATH)) == shipped
+
+
+def test_export_refuses_to_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "net.toml"
+    out.write_text("keep me")
+    assert main(["export", "--format", "toml", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+    assert main(["export", "--format", "toml", "--out", str(out), "--force"]) == 0
+    assert "[nodes.training_age]" in out.read_text()
