@@ -25,7 +25,7 @@ import numpy as np
 _einsum = getattr(getattr(np, "_core", np).multiarray, "c_einsum", np.einsum)
 
 BATCH = "Z"
-BLOCK = 8192  # rows per block for big batches: keeps each block's arrays in cache
+BLOCK = 16384  # rows per block for big batches: keeps each block's arrays in cache
 BIG = 64  # from this many rows on, arithmetic outweighs call overhead
 _LETTERS = ascii_letters.replace(BATCH, "")
 

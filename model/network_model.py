@@ -214,7 +214,9 @@ class Model:
                 )
             states = self.variables[col]
             values = df[col]
-            idx = pd.Categorical(values, categories=states).codes.astype(np.int64)
+            idx = np.full(size, -1, dtype=np.int64)
+            for i, state in enumerate(states):  # vectorised string compares: the fast path
+                idx[(values == state).to_numpy(dtype=bool, na_value=False)] = i
             positions = np.flatnonzero(idx < 0)
             unmatched = values.iloc[positions]
             blank = unmatched.isna() | unmatched.astype(str).str.strip().eq("")
