@@ -23,6 +23,7 @@ from model.network_model import Model
 
 ss = st.session_state
 DRAFT = "kp_cal_draft"
+VERSIONS_SEEN = "kp_cal_versions_seen"  # the store revision the version selects were set for
 VALUE_PREFIX = "kp_cal_v_"  # every per-number widget key starts with this
 KIND_WORDS = {"noisy_or": "leaky noisy-OR", "noisy_max": "leaky noisy-MAX", "table": "full table"}
 CUSTOM = "number"
@@ -212,7 +213,7 @@ def save_panel(store: Store, draft: Draft, base: Calibration, checked: cs.Valida
     with st.container(border=True, key="kp_cal_save"):
         st.markdown("##### Save as a new version")
         note = st.text_input("Note: what changed and why", key="kp_cal_note", max_chars=300)
-        activate = st.checkbox("Make it the active version", value=True, key="kp_cal_activate")
+        activate = therapist.activate_choice("kp_cal_activate")
         blockers = []
         if not changed:
             blockers.append("nothing has changed yet")
@@ -233,7 +234,7 @@ def save_panel(store: Store, draft: Draft, base: Calibration, checked: cs.Valida
                 therapist.store_error(exc)
                 return
             discard_draft()
-            ss.pop("kp_cal_note", None)
+            therapist.set_next_run(kp_cal_note="", kp_cal_activate=False)  # ready for the next
             state = "and made it active" if activate else "(not active yet)"
             therapist.flash("success", f"Saved version {version.id} {state}.")
             st.rerun()
@@ -318,10 +319,8 @@ def compare(versions: list[CalibrationVersion], active_id: int) -> None:
     by_id = {v.id: v for v in versions}
     fmt = {v.id: version_label(v, active_id) for v in versions}.__getitem__
     left, right = st.columns(2)
-    a = left.selectbox("Version A", ids, index=max(0, len(ids) - 2), key="kp_cal_cmp_a",
-                       format_func=fmt)
-    b = right.selectbox("Version B", ids, index=len(ids) - 1, key="kp_cal_cmp_b",
-                        format_func=fmt)
+    a = left.selectbox("Version A", ids, key="kp_cal_cmp_a", format_func=fmt)
+    b = right.selectbox("Version B", ids, key="kp_cal_cmp_b", format_func=fmt)
     if a == b:
         st.caption("Pick two different versions to compare them.")
         return
@@ -406,12 +405,19 @@ def pool(store: Store, versions: list[CalibrationVersion], active: CalibrationVe
         except (StoreError, ValueError) as exc:
             therapist.store_error(exc)
             return
+        therapist.set_next_run(kp_cal_pool_note="")
         therapist.flash("success", f"Saved the pool as version {v.id} (not active yet).")
         st.rerun()
 
 
 def versions_tab(store: Store, active: CalibrationVersion, base_model: Model) -> None:
     versions = store.list_versions()
+    ids = [v.id for v in versions]
+    # the selects show the store as it is now: the active version to activate, the two
+    # newest versions to compare, nothing to pool (see therapist.follow_store)
+    therapist.follow_store(VERSIONS_SEEN, (tuple(ids), active.id), {
+        "kp_cal_activate_id": active.id, "kp_cal_cmp_a": ids[max(0, len(ids) - 2)],
+        "kp_cal_cmp_b": ids[-1], "kp_cal_pool": []})
     rows = [{"version": v.id, "active": "active" if v.id == active.id else "",
              "author": v.author, "saved": f"{v.created_at:%Y-%m-%d %H:%M}",
              "from": "" if v.parent_id is None else str(v.parent_id), "note": v.note}
@@ -420,8 +426,7 @@ def versions_tab(store: Store, active: CalibrationVersion, base_model: Model) ->
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=220)
     left, right = st.columns(2, vertical_alignment="bottom")
     with left:
-        ids = [v.id for v in reversed(versions)]
-        chosen = st.selectbox("Version to activate", ids, key="kp_cal_activate_id",
+        chosen = st.selectbox("Version to activate", ids[::-1], key="kp_cal_activate_id",
                               format_func=lambda i: version_label(
                                   next(v for v in versions if v.id == i), active.id))
         if st.button("Activate", key="kp_cal_activate_button", icon=":material/check:",
@@ -449,7 +454,7 @@ with therapist.open_store() as store:
     st.caption(f"Store: `{store.path}` · active version {active.id} by {active.author}"
                + (f" — {active.note}" if active.note else ""))
     st.caption(f"Scale: {SCALE}")
-    tab_edit, tab_versions = st.tabs(["Edit numbers", "Versions"])
+    tab_edit, tab_versions = therapist.state_tabs(["Edit numbers", "Versions"], "kp_cal_tab")
     with tab_edit:
         editing_tab(store, active, base_model)
     with tab_versions:

@@ -42,9 +42,10 @@ def render_case_capture(model: Model, evidence: Mapping[str, str]) -> None:
     with st.container(border=True, key="kp_case_capture"):
         st.markdown("##### Therapist: save this case")
         answered = len(evidence)
-        st.caption(f"{answered} answer{'s' if answered != 1 else ''} from this page go with "
-                   "the case. Add your judgement after the assessment; leave anything you do "
-                   "not know as Unknown.")
+        answers = "1 answer from this page goes" if answered == 1 else (
+            f"{answered} answers from this page go")
+        st.caption(f"{answers} with the case. Add your judgement after the assessment; leave "
+                   "anything you do not know as Unknown.")
         saved = st.session_state.pop(SAVED, None)
         if saved:
             st.success(saved, icon=":material/check_circle:")

@@ -272,8 +272,7 @@ def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion
         st.markdown("##### Save the refit as a new version")
         note = st.text_input("Note", key="kp_cases_note", max_chars=300,
                              value=f"refit from {result.n_cases} cases ({result.method})")
-        activate = st.checkbox("Make it the active version", value=False,
-                               key="kp_cases_activate")
+        activate = therapist.activate_choice("kp_cases_activate")
         blockers = [b for b, bad in (("a behaviour check fails", not checks_ok),
                                      ("enter your name at the top", not who)) if bad]
         if blockers:
@@ -304,8 +303,9 @@ with therapist.open_store() as store:
         st.stop()
     cal = base_model.calibration
     st.caption(f"Store: `{store.path}` · active version {active.id}")
-    tab_list, tab_io, tab_refit = st.tabs([f"Cases ({len(cases)})", "Import and export",
-                                           "Refit from cases"])
+    # fixed labels (the count is in the list): a label is part of the tabs' identity
+    tab_list, tab_io, tab_refit = therapist.state_tabs(
+        ["Cases", "Import and export", "Refit from cases"], "kp_cases_tab")
     with tab_list:
         case_list(cases, cal)
     with tab_io:

@@ -44,10 +44,12 @@ REFUSED = "kp_gate_refused"
 NAME = "kp_therapist"
 NAME_WIDGET = "kp_therapist_name"
 FLASH = "kp_therapist_flash"
+NEXT_RUN = "kp_therapist_next_run"
 STORE_SECRET = "store_path"
 SAVED = "kp_cc_saved"
 UNKNOWN = "__unknown__"
 UNKNOWN_LABEL = "Unknown"
+ACTIVATE_LABEL = "Make it the active version"
 
 
 # ---- passcode gate ----------------------------------------------------------------------------
@@ -146,12 +148,63 @@ def flash(kind: str, text: str) -> None:
     st.session_state[FLASH] = (kind, text)
 
 
+def set_next_run(**values: object) -> None:
+    """Set widgets (by key) to these values at the start of the next run.
+
+    A widget's value cannot be changed once the widget is drawn in a run, and deleting its
+    key does not change what the browser shows: the browser keeps the old value and sends
+    it back on the next interaction. A value *set* before the widget is drawn is sent to
+    the browser. :func:`show_flash` applies them, so call this before ``st.rerun()``.
+    """
+    pending = st.session_state.get(NEXT_RUN) or {}
+    st.session_state[NEXT_RUN] = {**pending, **values}
+
+
 def show_flash() -> None:
+    """Show the message kept by :func:`flash`; apply the values kept by :func:`set_next_run`."""
+    for key, value in (st.session_state.pop(NEXT_RUN, None) or {}).items():
+        st.session_state[key] = value
     kind, text = st.session_state.pop(FLASH, (None, ""))
     if kind == "success":
         st.success(text, icon=":material/check_circle:")
     elif kind == "error":
         st.error(text, icon=":material/error:")
+
+
+def follow_store(marker: str, revision: object, defaults: dict[str, object]) -> None:
+    """Put widgets whose options come from the store back to ``defaults`` when it changed.
+
+    ``revision`` is what their options and labels depend on (e.g. the version ids and the
+    active one). A select remembers its choice by its label, so a choice made before a
+    save, activation or roll back (or one made in another session) would show a stale
+    label or a version nobody picked; the defaults are set before the widgets are drawn,
+    so the browser shows them right away. Widgets whose state was dropped (another page was
+    shown in between) get their default too.
+    """
+    ss = st.session_state
+    changed = ss.get(marker) != revision
+    ss[marker] = revision
+    for key, value in defaults.items():
+        if changed or key not in ss:
+            ss[key] = value
+
+
+def activate_choice(key: str) -> bool:
+    """'Make it the active version', unticked: a therapist activates a version deliberately."""
+    return st.checkbox(ACTIVATE_LABEL, value=False, key=key,
+                       help="Unticked, the version is saved without changing what lifters "
+                            "see; you can activate it later under Calibrate → Versions.")
+
+
+def state_tabs(labels: list[str], key: str) -> list:
+    """``st.tabs`` that keep the open tab across reruns (after a save, import or activation).
+
+    Stateless tabs live only in the browser and fall back to the first tab when the page
+    around them changes (a message appears or disappears above them); these report the open
+    tab to the script (``st.session_state[key]`` is its label), which sends it back on
+    every run. The labels must not change between runs: they are part of the identity.
+    """
+    return list(st.tabs(labels, key=key, on_change="rerun"))
 
 
 # ---- the store --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from apptest_helpers import ROOT, TIMEOUT, assert_ok, texts
+from streamlit.proto.Block_pb2 import Block as BlockProto
 from streamlit.testing.v1 import AppTest
 
 import model
@@ -106,6 +107,29 @@ def stored_cases(home: Path):
         return []
     with Store(store_file(home)) as store:
         return store.list_cases()
+
+
+def shown_in_browser(widget, before):
+    """What the browser shows for a widget after a run: what it showed (``before``) unless
+    the run sent it a new value. Deleting a widget's key in the script does not."""
+    proto = widget.proto
+    if not proto.set_value:
+        return before
+    return proto.raw_value if hasattr(proto, "raw_value") else proto.value
+
+
+def open_tab(at: AppTest) -> str:
+    """The label of the tab the browser opens in the page's (only) tab container."""
+    containers, stack = [], [at.main]
+    while stack:
+        node = stack.pop()
+        proto = getattr(node, "proto", None)
+        if isinstance(proto, BlockProto) and proto.WhichOneof("type") == "tab_container":
+            containers.append(node)
+        stack += list(getattr(node, "children", {}).values())
+    (container,) = containers
+    labels = [t.label for t in container.children.values()]
+    return labels[container.proto.tab_container.default_tab_index]
 
 
 # ---- the passcode gate --------------------------------------------------------------------------
@@ -253,9 +277,12 @@ def test_sensitivity_lists_the_numbers_the_scenarios_depend_on(home):
 
 
 # ---- Calibrate: versions ------------------------------------------------------------------------
-def save_edit(at: AppTest, value: float = 70.0, note: str = "stiffer first sessions") -> None:
+def save_edit(at: AppTest, value: float = 70.0, note: str = "stiffer first sessions",
+              activate: bool = True) -> None:
     edit_stabilizer(at, "training_age=first_sessions|yes", value)
     at.text_input(key="kp_cal_note").input(note).run()
+    if activate:
+        at.checkbox(key="kp_cal_activate").check().run()
     at.button(key="kp_cal_save_button").click().run()
     assert_ok(at)
 
@@ -313,6 +340,79 @@ def test_compare_two_versions_parameter_by_parameter(home):
     assert "First" in row["number"] and "Stabilizers overloaded" in row["number"]
     assert (row["version 1"], row["version 2"]) == (describe(0.65), describe(0.70))
     assert row["change"] == "+5.0 points"
+
+
+def test_version_selects_follow_the_store_right_after_save_activate_and_rollback(home):
+    at = unlock(page("calibrate"))
+    save_edit(at)  # version 2, made active
+    shown = "1 (active): the label the browser showed before the save"
+
+    def assert_selects(active: int, a: int, b: int) -> None:
+        nonlocal shown
+        chosen = at.selectbox(key="kp_cal_activate_id")
+        assert chosen.value == active
+        shown = shown_in_browser(chosen, shown)
+        assert shown.startswith(f"{active} (active)")
+        assert at.button(key="kp_cal_activate_button").disabled  # it is already active
+        assert (at.selectbox(key="kp_cal_cmp_a").value, at.selectbox(key="kp_cal_cmp_b").value
+                ) == (a, b)
+        assert not any("Pick two different" in c.value for c in at.caption)
+        assert at.get_by_key("kp_cal_diff")
+
+    assert_selects(active=2, a=1, b=2)
+    at.button(key="kp_cal_rollback").click().run()
+    assert_selects(active=1, a=1, b=2)
+    at.selectbox(key="kp_cal_activate_id").set_value(2).run()
+    assert not at.button(key="kp_cal_activate_button").disabled
+    at.button(key="kp_cal_activate_button").click().run()
+    assert_selects(active=2, a=1, b=2)
+    at.run()  # the next interaction changes nothing
+    assert_selects(active=2, a=1, b=2)
+    at.selectbox(key="kp_cal_cmp_a").set_value(2).run()  # a choice is kept while nothing
+    at.run()  # changes in the store
+    assert at.selectbox(key="kp_cal_cmp_a").value == 2
+    assert any("Pick two different" in c.value for c in at.caption)
+
+
+def test_save_empties_the_note_and_unticks_activate_in_the_browser(home):
+    at = unlock(page("calibrate"))
+    save_edit(at, note="stiffer first sessions")
+    note = at.text_input(key="kp_cal_note")
+    assert note.value == "" and shown_in_browser(note, "stiffer first sessions") == ""
+    ticked = at.checkbox(key="kp_cal_activate")
+    assert ticked.value is False and shown_in_browser(ticked, True) is False
+    at.multiselect(key="kp_cal_pool").set_value([1, 2]).run()
+    at.text_input(key="kp_cal_pool_note").input("both agree").run()
+    at.button(key="kp_cal_pool_save").click().run()
+    assert_ok(at)
+    assert versions(home)[0][-1].note == "pool of versions 1, 2: both agree"
+    assert at.multiselect(key="kp_cal_pool").value == []  # a new pool starts empty
+    assert not any(t.key == "kp_cal_pool_note" for t in at.text_input)
+    at.multiselect(key="kp_cal_pool").set_value([2, 3]).run()
+    assert at.text_input(key="kp_cal_pool_note").value == ""
+
+
+def flashed(at: AppTest) -> bool:
+    """A success message from the last save, import or activation is shown."""
+    return any(m.value.startswith(("Saved", "Imported", "Version", "Rolled back"))
+               for m in at.success)
+
+
+def test_the_open_tab_survives_save_and_activate_and_the_next_interaction(home):
+    at = unlock(page("calibrate"))
+    assert open_tab(at) == "Edit numbers"
+    at.session_state["kp_cal_tab"] = "Versions"  # the therapist opens Versions
+    at.run()
+    assert open_tab(at) == "Versions"
+    save_edit(at, activate=False)  # the draft is edited and saved while Versions is open
+    assert flashed(at) and open_tab(at) == "Versions"
+    at.selectbox(key="kp_cal_activate_id").set_value(2).run()  # the flash message goes
+    assert not flashed(at) and open_tab(at) == "Versions"
+    at.button(key="kp_cal_activate_button").click().run()
+    assert any("Version 2 is now active" in m.value for m in at.success)
+    assert open_tab(at) == "Versions"
+    at.selectbox(key="kp_cal_cmp_a").set_value(2).run()
+    assert not flashed(at) and open_tab(at) == "Versions"
 
 
 def test_pool_two_versions_into_a_new_version(home):
@@ -406,6 +506,20 @@ def test_a_valid_csv_import_stores_every_case(home, downloads):
         (c.evidence, c.adjudicated, c.outcome) for c in cases]
 
 
+def test_the_open_tab_survives_an_import_and_the_next_interaction(home):
+    at = cases_page(home)
+    assert open_tab(at) != "Import and export"
+    at.session_state["kp_cases_tab"] = "Import and export"  # the therapist opens it
+    at.run()
+    upload(at, b"training_age,low_back_soreness\nnovice,mild\n")
+    at.button(key="kp_cases_import_button").click().run()
+    assert any("Imported 1 case(s)" in s.value for s in at.success)
+    assert open_tab(at) == "Import and export"
+    at.text_input(key=therapist.NAME_WIDGET).input("Dr Other").run()  # the flash goes
+    assert not flashed(at) and open_tab(at) == "Import and export"
+    assert at.get_by_key("kp_cases_list").markdown[0].value.startswith("**1 case(s)**")
+
+
 # ---- Cases: refit -------------------------------------------------------------------------------
 def seed_cases(home: Path, n: int = 300, seed: int = 3) -> None:
     frame = sample_cases(CAL, n, seed=seed)
@@ -455,6 +569,20 @@ def test_refit_is_saved_as_a_new_version(home):
     assert [v.id for v in listed] == [1, 2] and active.id == 1  # saved, not activated
     assert listed[1].note == "refit from 400 cases (em)" and listed[1].author == NAME
     assert cs.changed_nodes(CAL, parse_calibration(listed[1].toml_text))
+
+
+def test_make_it_active_starts_unticked_and_reads_the_same_on_both_pages(home):
+    seed_cases(home, n=100)
+    cases = cases_page(home)
+    cases.button(key="kp_cases_refit_button").click().run()
+    calibrate = unlock(page("calibrate"))
+    edit_stabilizer(calibrate, "training_age=first_sessions|yes", 70.0)
+    boxes = [cases.checkbox(key="kp_cases_activate"), calibrate.checkbox(key="kp_cal_activate")]
+    assert [b.value for b in boxes] == [False, False]
+    assert boxes[0].label == boxes[1].label == therapist.ACTIVATE_LABEL
+    calibrate.button(key="kp_cal_save_button").click().run()
+    assert any("Saved version 2 (not active yet)" in m.value for m in calibrate.success)
+    assert versions(home)[1].id == 1
 
 
 def test_refit_without_adjudicated_causes_explains_the_missing_metrics(home):
@@ -511,6 +639,28 @@ def test_case_capture_saves_the_case_with_adjudication_and_outcome(home):
     assert case.adjudicated == {"stabilizer_overload": "yes", "other_cause": "no"}
     assert (case.outcome, case.therapist) == ("none", NAME)
     assert all(r.value == therapist.UNKNOWN for r in at.radio)  # ready for the next case
+
+
+def answers_capture_script(evidence: dict) -> None:
+    import model
+    from app_pages import case_capture, therapist
+
+    therapist.gate()
+    case_capture.render_case_capture(model.load_model(), evidence)
+
+
+@pytest.mark.parametrize(("evidence", "said"), [
+    ({"training_age": "novice"}, "1 answer from this page goes with the case."),
+    ({"training_age": "novice", "low_back_soreness": "mild"},
+     "2 answers from this page go with the case."),
+    ({}, "0 answers from this page go with the case."),
+])
+def test_case_capture_counts_the_answers_in_good_english(home, evidence, said):
+    at = AppTest.from_function(answers_capture_script, args=(evidence,),
+                               default_timeout=TIMEOUT)
+    unlock(at, name=None)
+    captions = [c.value for c in at.get_by_key("kp_case_capture").caption]
+    assert any(c.startswith(said) for c in captions), captions
 
 
 # ---- the helpers behind the pages (model/calibrate_session.py) ----------------------------------
