@@ -229,11 +229,7 @@ def tour(page: Page, url: str, work: Path) -> None:
     page.locator(key("kp_cal_save_button")).locator("button").click()
     page.get_by_text("Saved version 2").wait_for()
     settle(page)
-    # the compare boxes keep what they held before the save (both 1): pick the two versions
-    open_tab(page, "Versions")
-    choose(page, key("kp_cal_cmp_a"), "1: ", prefix=True)
-    open_tab(page, "Versions")
-    choose(page, key("kp_cal_cmp_b"), "2 (active): ", prefix=True)
+    # Compare starts on the two newest versions
     open_tab(page, "Versions")
     page.locator(key("kp_cal_diff")).wait_for()
     shoot(page, "03-versions-diff.png", page.locator(key("kp_cal_versions")),
