@@ -63,7 +63,7 @@ def all_marginals_row(table: Table, label: str, variables, parents, cpts, hard) 
     t_ours = median_time(lambda: ours.query(lik), 300, 20)
     t_pg = median_time(run_pgmpy, 15, 2)
     t_pa = median_time(run_pyagrum, 300, 20)
-    note = f"max |diff| pgmpy {err_pg:.1e}, pyAgrum {err_pa:.1e}"
+    note = f"max abs diff: pgmpy {err_pg:.1e}, pyAgrum {err_pa:.1e}"
     table.add(f"all marginals, {label}", t_ours, "pgmpy VE", t_pg, "≥ 20×", 20, note)
     table.add(f"all marginals, {label}", t_ours, "pyAgrum Lazy", t_pa, "≥ 5×", 5, note)
 
