@@ -320,7 +320,7 @@ def checks_panel(m: Model, key: str) -> bool:
         else:
             st.success(f"All {len(results)} behaviour checks pass.", icon=":material/rule:")
         rows = [{"check": r.id, "result": "pass" if r.passed else "FAIL",
-                 "values (must fall)": " > ".join(describe(v) for v in r.values),
+                 "values (must fall)": " > ".join(word(v) for v in r.values),
                  "what it says": r.description}
                 for r in sorted(results, key=lambda r: r.passed)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=240)

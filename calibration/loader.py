@@ -83,7 +83,13 @@ def parse_calibration(
     if not problems:
         _check_parameters(nodes, problems, warnings)
 
-    companions = tuple(network.get("companions", ()))
+    companions_raw = network.get("companions", [])
+    if not isinstance(companions_raw, list) or not all(
+        isinstance(c, str) for c in companions_raw
+    ):
+        problems.append("[network] field 'companions': must be a list of file names")
+        companions_raw = []
+    companions = tuple(companions_raw)
     extra: dict[str, Any] = {}
     for name in companions:
         comp = _find_companion(name, base_dir)
@@ -103,6 +109,9 @@ def parse_calibration(
 
     outcome = network.get("outcome")
     outcome_absent = network.get("outcome_absent")
+    if outcome is not None and not isinstance(outcome, str):
+        problems.append("[network] field 'outcome': must be a node name")
+        outcome = None
     if outcome is not None and not problems:
         if outcome not in nodes:
             problems.append(f"[network] field 'outcome': unknown node {outcome!r}")
@@ -112,6 +121,7 @@ def parse_calibration(
                 f"{outcome!r} (allowed: {', '.join(nodes[outcome].states)})"
             )
 
+    _check_section_shapes(extra, problems)
     red_flags, rules, fixes, checks, messages = _parse_companions(extra, nodes, problems)
     scenarios = _parse_scenarios(extra.get("scenarios", []), nodes, problems)
     if problems:
@@ -157,6 +167,9 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
         states = spec.get("states")
         if not isinstance(states, list) or len(states) < 2:
             problems.append(f"{where} field 'states': need a list of at least 2 states")
+            continue
+        if not all(isinstance(x, str) for x in states):
+            problems.append(f"{where} field 'states': every state must be a name (a string)")
             continue
         if len(set(states)) != len(states):
             dup = sorted({s for s in states if states.count(s) > 1})
@@ -216,7 +229,7 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
             confidence=float(confidence),
             rationale=str(spec.get("rationale", "")),
             source=str(spec.get("source", "")),
-            notes=dict(spec.get("notes", {})),
+            notes=dict(notes) if isinstance(notes := spec.get("notes", {}), dict) else {},
         )
     return nodes
 
@@ -305,6 +318,12 @@ def _check_parameters(
             leak_dist = _probability_list(node.leak, node.card, leak_where, problems, warnings)
             if leak_dist is None:
                 continue
+            if leak_dist[0] <= 0:
+                problems.append(
+                    f"{leak_where}: the first (absent) state needs some weight; with 0 the "
+                    "node could never be absent and the canonical model is undefined"
+                )
+                continue
         leak_cum = np.cumsum(leak_dist)
         for parent, by_state in node.params.items():
             pwhere = f"node {name!r} field '{node.cpt}.{parent}'"
@@ -329,7 +348,7 @@ def _check_parameters(
                     f"{len(by_state)} of {len(states)} listed"
                 )
             for state, value in by_state.items():
-                swhere = f"{pwhere}.{state}"
+                swhere = f"node {name!r} field '{node.cpt}.{parent}.{state}'"
                 if node.cpt == "noisy_or":
                     if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                         problems.append(f"{swhere}: probability {value!r} is outside [0, 1]")
@@ -342,10 +361,19 @@ def _check_parameters(
                         warnings.append(f"{swhere}: probability 1 makes 'absent' impossible")
                     continue
                 dist = _probability_list(value, node.card, swhere, problems, warnings)
-                if dist is not None and np.any(np.cumsum(dist) > leak_cum + 1e-9):
+                if dist is None:
+                    continue
+                if np.any(np.cumsum(dist) > leak_cum + 1e-9):
                     problems.append(
                         f"{swhere}: puts more weight on the low states than the leak does; "
                         "a parent state can only push the node up"
+                    )
+                elif leak_cum[0] > 0 and np.any(np.diff(np.cumsum(dist) / leak_cum) < -1e-9):
+                    # Díez: P_i(<= y) / L(<= y) must itself be a cumulative distribution
+                    problems.append(
+                        f"{swhere}: relative to the leak it shifts weight down between two "
+                        "higher states, so combined columns would not sum to 1; raise it on "
+                        "the higher states or lower the leak there"
                     )
         missing = [p for p in node.parents if p not in node.params]
         if missing:
@@ -485,3 +513,67 @@ def _parse_scenarios(
         if nodes and _check_assignment(evidence, nodes, where, problems):
             out.append(Scenario(id=sid, label=item.get("label", sid), evidence=dict(evidence)))
     return tuple(out)
+
+
+_SECTION_SHAPES: dict[str, type] = {
+    "flags": list,
+    "evidence_rules": list,
+    "checks": list,
+    "scenarios": list,
+    "fixes": dict,
+    "messages": dict,
+}
+_LEVELS = ("red", "amber")
+
+
+def _check_section_shapes(doc: dict[str, Any], problems: list[str]) -> None:
+    """Report (and drop) companion sections that are not of the shape the format needs."""
+    for key, kind in _SECTION_SHAPES.items():
+        if key not in doc:
+            continue
+        value = doc[key]
+        items = value if isinstance(value, list) else list(value.values()) if isinstance(
+            value, dict) else None
+        shape = "a list of tables" if kind is list else "a table"
+        if not isinstance(value, kind) or (
+            key != "messages" and not all(isinstance(x, dict) for x in items or [])
+        ):
+            problems.append(f"[{key}]: must be {shape}" + (" of tables" if kind is dict else ""))
+            del doc[key]
+    if "messages" in doc and not all(isinstance(v, str) for v in doc["messages"].values()):
+        problems.append("[messages]: every message must be text")
+        del doc["messages"]
+    seen: set[str] = set()
+    for section in ("flags", "evidence_rules"):
+        kept = []
+        for i, raw in enumerate(doc.get(section, [])):
+            where = f"{section}[{i}]"
+            if not isinstance(raw.get("id"), str) or raw["id"] in seen:
+                problems.append(f"{where} field 'id': needs a unique text id")
+            elif raw.get("level", "amber") not in _LEVELS:
+                problems.append(
+                    f"{where} field 'level': {raw.get('level')!r} unknown (allowed: red, amber)"
+                )
+            elif section == "evidence_rules" and not isinstance(raw.get("when"), dict):
+                problems.append(f"{where} field 'when': must map node names to states")
+            else:
+                seen.add(raw["id"])
+                kept.append(raw)
+        if section in doc:
+            doc[section] = kept
+    kept_checks = []
+    for i, raw in enumerate(doc.get("checks", [])):
+        margin = raw.get("margin", 0.0)
+        items = raw.get("descending", [])
+        if not isinstance(margin, (int, float)) or isinstance(margin, bool):
+            problems.append(f"checks[{i}] field 'margin': must be a number")
+        elif not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+            problems.append(f"checks[{i}] field 'descending': must be a list of tables")
+        else:
+            kept_checks.append(raw)
+    if "checks" in doc:
+        doc["checks"] = kept_checks
+    for i, raw in enumerate(doc.get("scenarios", [])):
+        if not isinstance(raw.get("evidence", {}), dict):
+            problems.append(f"scenarios[{i}] field 'evidence': must map node names to states")
+            raw["evidence"] = {}

@@ -39,7 +39,11 @@ def _node_doc(node: NodeSpec) -> dict[str, Any]:
 
 
 def to_document(cal: Calibration) -> dict[str, Any]:
-    """The calibration as a plain TOML-ready mapping (network and nodes only)."""
+    """The calibration as a plain TOML-ready mapping.
+
+    Red flags, rules, fixes, checks and scenarios are written inline only when the
+    calibration names no companion files (otherwise they live in, and come from, those).
+    """
     network: dict[str, Any] = {"name": cal.name, "version": cal.version}
     if cal.description:
         network["description"] = cal.description
@@ -48,7 +52,48 @@ def to_document(cal: Calibration) -> dict[str, Any]:
         network["outcome_absent"] = cal.outcome_absent
     if cal.companions:
         network["companions"] = list(cal.companions)
-    return {"network": network, "nodes": {n: _node_doc(node) for n, node in cal.nodes.items()}}
+    doc: dict[str, Any] = {
+        "network": network,
+        "nodes": {n: _node_doc(node) for n, node in cal.nodes.items()},
+    }
+    if not cal.companions:  # no companion files: the domain sections travel inline
+        doc.update(_inline_sections(cal))
+    return doc
+
+
+def _inline_sections(cal: Calibration) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if cal.red_flags:
+        out["flags"] = [
+            {k: v for k, v in vars(f).items() if v != ""} for f in cal.red_flags
+        ]
+    if cal.evidence_rules:
+        out["evidence_rules"] = [
+            {"id": r.id, "level": r.level, "reason": r.reason,
+             "when": {n: list(states) for n, states in r.when.items()}}
+            for r in cal.evidence_rules
+        ]
+    if cal.fixes:
+        out["fixes"] = {
+            t: {"good_state": f.good_state, "title": f.title, "cues": list(f.cues),
+                "drills": list(f.drills), "advice": f.advice, "source": f.source}
+            for t, f in cal.fixes.items()
+        }
+    if cal.checks:
+        out["checks"] = [
+            {"id": c.id, "description": c.description, "margin": c.margin,
+             "descending": [{"target": f"{i.target[0]}={i.target[1]}",
+                             "evidence": dict(i.evidence)} for i in c.items]}
+            for c in cal.checks
+        ]
+    if cal.scenarios:
+        out["scenarios"] = [
+            {"id": sc.id, "label": sc.label, "evidence": dict(sc.evidence)}
+            for sc in cal.scenarios
+        ]
+    if cal.red_flags or cal.evidence_rules:
+        out["messages"] = vars(cal.messages)
+    return out
 
 
 def to_toml(cal: Calibration) -> str:

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from calibration.loader import CalibrationError, load_calibration
+from calibration.loader import load_calibration
 from calibration.verbal_scale import describe
-from model.evidence import EvidenceError
 from model.results import Diagnosis
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -47,12 +46,13 @@ def _diagnosis_text(d: Diagnosis, m) -> str:
     else:
         if d.triage.level == "amber":
             lines.append("The estimates below are less reliable until you have been assessed.")
-        lines.append("Likely causes (with 90% interval, prior in brackets):")
+        lines.append("Likely causes:")
         for c, p in sorted(d.causes.items(), key=lambda kv: -kv[1]):
             iv = d.cause_intervals.get(c)
-            band = f"  90% {iv.low:.0%}-{iv.high:.0%}" if iv else ""
+            band = f", 90 % interval {iv.low:.0%}–{iv.high:.0%}" if iv else ""
             lines.append(
-                f"  {cal.nodes[c].title}: {describe(p)}{band}  (prior {d.prior_causes[c]:.0%})"
+                f"  {cal.nodes[c].title}: {describe(p)}{band}  "
+                f"(before your answers: {describe(d.prior_causes[c])})"
             )
         lines.append(d.best_guess)
         if d.fixes:
@@ -61,7 +61,7 @@ def _diagnosis_text(d: Diagnosis, m) -> str:
             for f in d.fixes:
                 lines.append(
                     f"  {f.title}: chance of soreness next session "
-                    f"{f.outcome_before:.0%} -> {f.outcome_after:.0%}"
+                    f"{describe(f.outcome_before)} -> {describe(f.outcome_after)}"
                 )
                 if f.cues:
                     lines.append(f"    cues: {'; '.join(f.cues)}")
@@ -96,9 +96,16 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     flags = dict.fromkeys(args.flag or [], True)
     d = m.diagnose(_parse_assignments(args.evidence), flags)
     if args.json:
-        payload = asdict(d)
-        if d.triage.blocks_results:
-            payload["withheld"] = "cause estimates withheld because of a red flag"
+        if d.triage.blocks_results:  # behind a red flag nothing but the routing goes out
+            payload = {
+                "evidence": d.evidence,
+                "triage": asdict(d.triage),
+                "withheld": "cause estimates, fixes and questions are withheld: a warning "
+                "sign needs a clinician first",
+            }
+        else:
+            payload = asdict(d)
+        payload["disclaimer"] = m.calibration.messages.disclaimer
         print(json.dumps(payload, indent=2))
     else:
         print(_diagnosis_text(d, m))
@@ -191,21 +198,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (UsageError, EvidenceError, CalibrationError) as exc:
-        print(f"knowpain: error: {exc}", file=sys.stderr)
-        return 2
-    except (RuntimeError, ValueError) as exc:
-        # imported only now: calibration.cases pulls in pandas, too slow for `diagnose`
-        from calibration.cases import CaseImportError
-        from calibration.store import StoreError
-
-        if not isinstance(exc, (StoreError, CaseImportError)):
-            raise
-        print(f"knowpain: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `knowpain diagnose ... | head`: the reader went away
         sys.stderr.close()
         return 0
+    except (UsageError, ValueError) as exc:  # EvidenceError, CalibrationError, CSV problems
+        print(f"knowpain: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        from calibration.store import StoreError
+
+        if not isinstance(exc, StoreError):
+            raise
+        print(f"knowpain: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"knowpain: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from calibration.access import ENV_VAR, AccessError, check_passcode, configured_passcode
 from calibration.loader import DATA_DIR, DEFAULT_PATH, load_calibration, parse_calibration
+from calibration.safety import weakened_screen
 from model.cli import UsageError, cmd_validate
 
 if TYPE_CHECKING:
@@ -639,6 +640,16 @@ def cmd_save(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     with _store(args) as store:
+        active = store.active_version()
+        if active is not None:
+            weakened = weakened_screen(parse_calibration(active.toml_text), cal)
+            if weakened:
+                for line in weakened:
+                    print(f"  {line}", file=sys.stderr)
+                print(f"knowpain: refused: {file} would weaken the red-flag screen of the "
+                      f"active version {active.id} (listed above); nothing was stored.",
+                      file=sys.stderr)
+                return 1
         same = [v.id for v in store.list_versions() if v.content_hash == _hash(text)]
         version = store.add_version(text, author=args.author, note=args.note,
                                     activate=args.activate)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from string import ascii_letters
 
 import networkx as nx
@@ -27,6 +26,7 @@ _einsum = getattr(getattr(np, "_core", np).multiarray, "c_einsum", np.einsum)
 BATCH = "Z"
 BLOCK = 16384  # rows per block for big batches: keeps each block's arrays in cache
 BIG = 64  # from this many rows on, arithmetic outweighs call overhead
+MAX_PROGRAMS = 4096  # compiled evidence patterns kept per network
 _LETTERS = ascii_letters.replace(BATCH, "")
 
 
@@ -80,6 +80,7 @@ class CompiledNetwork:
         self._card_list = [self.cards[n] for n in self.names]
         self._offsets = np.cumsum([0, *self._card_list[:-1]])
         self._carriers: dict[int, np.ndarray] = {}
+        self._programs: dict[tuple, _Program] = {}
 
     # ---- compilation -------------------------------------------------------------------
     def _build_tree(self) -> None:
@@ -105,7 +106,6 @@ class CompiledNetwork:
         self.root = max(range(len(self.cliques)), key=lambda c: len(self.cliques[c]))
         order = list(nx.dfs_preorder_nodes(tree, self.root))
         self.parent_of = {c: p for p, c in nx.dfs_edges(tree, self.root)}
-        self.children = {c: [k for k, p in self.parent_of.items() if p == c] for c in order}
         self.neighbors = {c: list(tree.neighbors(c)) for c in order}
         self.collect_order = list(reversed(order[1:]))
         self.distribute_order = order[1:]
@@ -124,7 +124,6 @@ class CompiledNetwork:
             c: [n for n in self.names if self.evidence_home[n] == c]
             for c in range(len(self.cliques))
         }
-        self.marginal_at = self.evidence_at
         self.letters = {}
         for c, clique in enumerate(self.cliques):
             if len(clique) > len(_LETTERS):
@@ -157,9 +156,20 @@ class CompiledNetwork:
         return np.einsum(",".join(subs) + "->" + out, *ops)
 
     # ---- queries -----------------------------------------------------------------------
-    @lru_cache(maxsize=4096)  # noqa: B019 — programs are per compiled network and immutable
     def _program(
         self, observed: tuple[str, ...], batched_cliques: frozenset[int], big: bool = False
+    ) -> _Program:
+        """The cached program for one evidence pattern (compiled on first use)."""
+        key = (observed, batched_cliques, big)
+        program = self._programs.get(key)
+        if program is None:
+            if len(self._programs) >= MAX_PROGRAMS:
+                self._programs.clear()
+            program = self._programs[key] = self._compile(observed, batched_cliques, big)
+        return program
+
+    def _compile(
+        self, observed: tuple[str, ...], batched_cliques: frozenset[int], big: bool
     ) -> _Program:
         """Compile the einsum steps for one evidence pattern into a flat slot program.
 

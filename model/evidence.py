@@ -51,18 +51,28 @@ def normalise(
     """
     hard: dict[str, str] = {}
     soft: dict[str, np.ndarray] = {}
+    if evidence is not None and not isinstance(evidence, Mapping):
+        raise EvidenceError(
+            f"evidence must be a mapping of node to state, not {type(evidence).__name__}"
+        )
     for node, value in (evidence or {}).items():
         check_node(node, variables)
         if isinstance(value, Mapping):
             states = variables[node]
             for s in value:
                 check_state(node, s, variables)
-            vec = np.array([float(value.get(s, 0.0)) for s in states])
+            try:
+                vec = np.array([float(value.get(s, 0.0)) for s in states])
+            except (TypeError, ValueError):
+                raise EvidenceError(f"soft evidence for {node!r} needs numeric weights") from None
             if not np.all(np.isfinite(vec)) or np.any(vec < 0) or vec.sum() <= 0:
                 raise EvidenceError(
                     f"soft evidence for {node!r} needs non-negative weights, not all zero"
                 )
-            soft[node] = vec
+            if np.count_nonzero(vec) == 1:  # all weight on one state: that is a finding
+                hard[node] = states[int(np.flatnonzero(vec)[0])]
+            else:
+                soft[node] = vec
         elif not is_unknown(value):
             hard[node] = check_state(node, value, variables)
     return hard, soft

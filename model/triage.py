@@ -15,6 +15,9 @@ def check_flags(flags: Mapping[str, object] | None, calibration: Calibration) ->
     """Validate flag answers; unknown ids raise :class:`EvidenceError` listing valid ids."""
     known = {f.id for f in calibration.red_flags}
     out: dict[str, bool] = {}
+    if flags is not None and not isinstance(flags, Mapping):
+        raise EvidenceError(f"flags must map warning-sign ids to True/False, not "
+                            f"{type(flags).__name__}")
     for fid, value in (flags or {}).items():
         if fid not in known:
             raise EvidenceError(

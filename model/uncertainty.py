@@ -88,7 +88,10 @@ def sensitivity(
         values.append(p)
         for row, new in ((2 * i, max(p - delta, FLOOR)), (2 * i + 1, min(p + delta, 1 - FLOOR))):
             rest = 1.0 - p
-            shifted = column * ((1.0 - new) / rest) if rest > 0 else np.full_like(column, 0.0)
+            if rest > 0:
+                shifted = column * ((1.0 - new) / rest)
+            else:  # the other states had nothing: share what this one gives up evenly
+                shifted = np.full_like(column, (1.0 - new) / max(len(column) - 1, 1))
             shifted[s] = new
             overrides[n][(row, *col)] = shifted
     ev = {n: np.broadcast_to(v, (size, v.shape[-1])) for n, v in likelihoods.items()}

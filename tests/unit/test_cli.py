@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -20,8 +21,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_text_output_shows_causes_with_words_and_disclaimer(capsys):
     assert main(["diagnose", "training_age=first_sessions", "low_back_soreness=mild"]) == 0
     out = capsys.readouterr().out
-    assert "Stabilizers overloaded" in out or "stabilizer" in out.lower()
-    assert "%" in out and "—" in out  # number with its word
+    assert re.search(r"Stabilizers overloaded: \d+ % — (expected|probable)", out), out
+    assert re.search(r"before your answers: \d+ % — [a-z(]", out)  # prior with its word
     assert "not a diagnosis" in out.lower()
 
 

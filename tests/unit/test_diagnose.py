@@ -66,19 +66,14 @@ def test_information_gain_matches_brute_force(default_model):
     d = m.diagnose(ev)
 
     def cause_entropy(evidence):
+        """H(causes | evidence) from the chain rule, one direct query per factor."""
         joint = np.zeros((2, 2, 2))
         for states in itertools.product(("no", "yes"), repeat=3):
-            full = {**evidence, **dict(zip(m.causes, states, strict=True))}
-            try:
-                pe = m.probability(f"{m.causes[0]}={states[0]}", evidence)
-                rest = m.probability(f"{m.causes[1]}={states[1]}",
-                                     {**evidence, m.causes[0]: states[0]})
-                last = m.probability(f"{m.causes[2]}={states[2]}",
-                                     {**evidence, m.causes[0]: states[0], m.causes[1]: states[1]})
-            except model.EvidenceError:
-                continue
-            joint[tuple(("no", "yes").index(s) for s in states)] = pe * rest * last
-            del full
+            p, cond = 1.0, dict(evidence)
+            for cause, state in zip(m.causes, states, strict=True):
+                p *= m.probability(f"{cause}={state}", cond)
+                cond[cause] = state
+            joint[tuple(("no", "yes").index(s) for s in states)] = p
         return float(entropy(joint.ravel()))
 
     h0 = cause_entropy(ev)
@@ -198,3 +193,31 @@ def test_explanation_paths_follow_active_trails_only(default_model):
     assert "glute_soreness" not in path
     assert path[0] == "training_age" and path[-1] == "wrong_prime_mover"
     assert "low_back_soreness" in path
+
+
+def test_fix_effect_with_symptoms_matches_enumeration_over_shared_habits(default_model):
+    """Next session = same habits and plan (the roots), fresh everything else."""
+    m = default_model
+    ev = {"low_back_soreness": "marked", "training_age": "novice", "onset": "next_day"}
+    roots = [n for n in m.variables if not m.parents[n]]
+    free = [n for n in roots if n not in ev]
+
+    def next_session_soreness(do: dict[str, str]) -> float:
+        total = 0.0
+        for states in itertools.product(*(m.variables[n] for n in free)):
+            assign = dict(zip(free, states, strict=True))
+            p, cond = 1.0, dict(ev)
+            for n, s in assign.items():
+                p *= m.probability(f"{n}={s}", cond)
+                cond[n] = s
+            habits = {n: cond[n] for n in roots}
+            habits.update(do)
+            total += p * (1 - m.posterior(habits)["low_back_soreness"]["none"])
+        return total
+
+    fixes = {f.target: f for f in m.diagnose(ev).fixes}
+    f = fixes["bracing_loss"]
+    assert f.outcome_before == pytest.approx(next_session_soreness({}), abs=1e-9)
+    assert f.outcome_after == pytest.approx(
+        next_session_soreness({"bracing_loss": "no"}), abs=1e-9
+    )
