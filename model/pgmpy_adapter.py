@@ -49,23 +49,27 @@ def build_network(
     return net
 
 
+def cpd_table(cpd: TabularCPD, parents: Sequence[str], states: Mapping[str, Sequence[str]]
+              ) -> np.ndarray:
+    """A pgmpy CPD in the columns layout, re-indexed by name: ``parents`` in the given order,
+    every variable's states in ``states`` order (pgmpy's own orders never matter)."""
+    factor = cpd.to_factor()
+    order = [*parents, cpd.variable]
+    values = np.transpose(factor.values, [factor.variables.index(v) for v in order])
+    for axis, v in enumerate(order):
+        index = [factor.state_names[v].index(s) for s in states[v]]
+        values = np.take(values, index, axis=axis)
+    return values
+
+
 def read_network(path: str | Path) -> tuple[dict, dict, dict]:
     """Variables, parents and columns-layout tables of a BIF or XMLBIF file."""
     path = Path(path)
     reader = XMLBIFReader(str(path)) if path.suffix.lower() in (".xml", ".xmlbif") else None
     net = (reader or BIFReader(str(path))).get_model()
-    variables: dict[str, list[str]] = {}
-    parents: dict[str, list[str]] = {}
-    cpts: dict[str, np.ndarray] = {}
-    for cpd in net.get_cpds():
-        n = cpd.variable
-        variables[n] = list(cpd.state_names[n])
-        parents[n] = list(cpd.variables[1:])
-    for cpd in net.get_cpds():
-        n = cpd.variable
-        shape = [len(variables[p]) for p in parents[n]] + [len(variables[n])]
-        values = cpd.get_values()  # (card, prod(parent cards)), last parent fastest
-        cpts[n] = values.T.reshape(shape)
+    variables = {cpd.variable: list(cpd.state_names[cpd.variable]) for cpd in net.get_cpds()}
+    parents = {cpd.variable: list(cpd.variables[1:]) for cpd in net.get_cpds()}
+    cpts = {n: cpd_table(net.get_cpds(n), parents[n], variables) for n in variables}
     return variables, parents, cpts
 
 

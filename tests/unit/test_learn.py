@@ -30,6 +30,7 @@ from model.learn import (
     encode_cases,
     moved_parameters,
 )
+from model.pgmpy_adapter import cpd_table
 from model.sampling import sample_cases, with_missing
 
 YN = ("no", "yes")
@@ -209,15 +210,6 @@ def test_refit_is_a_valid_calibration_file(shipped):
         np.testing.assert_allclose(again.cpt(n), est.calibration_.cpt(n), atol=1e-12)
 
 
-def _pgmpy_table(cpd, cal: Calibration, name: str) -> np.ndarray:
-    """A pgmpy TabularCPD in our columns layout (parents in our order, our state order)."""
-    factor = cpd.to_factor()
-    order = [*cal.nodes[name].parents, name]
-    values = np.transpose(factor.values, [factor.variables.index(v) for v in order])
-    for axis, v in enumerate(order):
-        index = [factor.state_names[v].index(s) for s in cal.nodes[v].states]
-        values = np.take(values, index, axis=axis)
-    return values
 
 
 def test_matches_pgmpy_mle_and_dirichlet_estimators(shipped):
@@ -249,15 +241,12 @@ def test_matches_pgmpy_mle_and_dirichlet_estimators(shipped):
     )
     ours_bayes = DirichletRefit(shipped).fit(data)
     for n in shipped.nodes:
+        parents = shipped.nodes[n].parents
         seen = ours.counts_[n].sum(axis=-1) > 0  # pgmpy has no prior to fall back on
-        np.testing.assert_allclose(
-            ours.calibration_.cpt(n)[seen], _pgmpy_table(mle.get_cpds(n), shipped, n)[seen],
-            atol=1e-12,
-        )
-        np.testing.assert_allclose(
-            ours_bayes.calibration_.cpt(n), _pgmpy_table(bayes.get_cpds(n), shipped, n),
-            atol=1e-12,
-        )
+        theirs_mle = cpd_table(mle.get_cpds(n), parents, shipped.variables)
+        theirs_bayes = cpd_table(bayes.get_cpds(n), parents, shipped.variables)
+        np.testing.assert_allclose(ours.calibration_.cpt(n)[seen], theirs_mle[seen], atol=1e-12)
+        np.testing.assert_allclose(ours_bayes.calibration_.cpt(n), theirs_bayes, atol=1e-12)
 
 
 # ---- EM -------------------------------------------------------------------------------------
