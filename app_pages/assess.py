@@ -9,9 +9,9 @@ import streamlit as st
 from app_pages import common
 from app_pages.case_capture import render_case_capture
 from calibration.schema import NodeSpec
-from calibration.verbal_scale import describe
-from model import report
 from model.results import Diagnosis
+from model.text import report
+from model.text.verbal import describe
 
 TOP_QUESTIONS = 3
 TOP_PUSHES = 4

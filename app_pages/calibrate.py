@@ -1,8 +1,9 @@
 """Calibrate (therapists): set the numbers on the verbal–numerical scale, see what they change,
 save versions, compare, activate, roll back and pool.
 
-Every number is computed by :mod:`model.calibrate_session` and the calibration library; this
-page only draws widgets. Edits build new calibrations: nothing shared is ever changed.
+Numbers are edited with :mod:`calibration.editing`; every save, activation and roll back goes
+through :class:`model.service.Clinic` (the same policy as the command line). This page only
+draws widgets. Edits build new calibrations: nothing shared is ever changed.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import therapist
+from calibration import editing as ed
 from calibration.pool import pool_calibrations
 from calibration.schema import Calibration, NodeSpec
-from calibration.store import CalibrationVersion, Store, StoreError
-from calibration.verbal_scale import ANCHORS, CONFIDENCE_LEVELS, describe, number_for
-from model import calibrate_session as cs
-from model.checks import run_checks
+from model.errors import KnowpainError
 from model.network_model import Model
+from model.service import views
+from model.service.clinic import CalibrationVersion, Clinic
+from model.service.policy import Review
+from model.text.verbal import ANCHORS, CONFIDENCE_LEVELS, describe, number_for
 
 ss = st.session_state
 DRAFT = "kp_cal_draft"
@@ -78,7 +81,7 @@ who = therapist.therapist_name()
 # ---- editing one node ---------------------------------------------------------------------------
 def group_title(cal: Calibration, node: NodeSpec, group: str) -> str:
     """Plain-text name of a group of numbers (``leak``, ``parent=state`` or a column key)."""
-    if group == cs.LEAK:
+    if group == ed.LEAK:
         return "leak: none of the listed causes present"
     if "=" in group:
         parent_name, _, state = group.partition("=")
@@ -98,7 +101,7 @@ def snap(slider_key: str, select_key: str) -> None:
     ss[select_key] = None
 
 
-def number_editor(node: NodeSpec, slot: cs.Slot, where: str, help_text: str) -> float:
+def number_editor(node: NodeSpec, slot: ed.Slot, where: str, help_text: str) -> float:
     """Slider 0–100 (any point) plus a select of anchor words that snaps it; returns p."""
     base = f"{VALUE_PREFIX}{node.name}|{slot.key}"
     slider_key, select_key = f"{base}|n", f"{base}|w"
@@ -159,7 +162,7 @@ def edit(draft: Draft, name: str) -> Calibration:
     else:
         st.caption("One column at a time; the first state takes the rest.")
     values: dict[str, float] = {}
-    for group in cs.number_groups(cal, name, column):
+    for group in ed.number_groups(cal, name, column):
         where = group_title(cal, node, group.group)
         with st.container(border=True):
             if len(group.slots) > 1:  # one heading for the numbers of one distribution
@@ -182,13 +185,13 @@ def edit(draft: Draft, name: str) -> Calibration:
         ss[why_key] = node.rationale
     rationale = st.text_area("Rationale: why these numbers, with their sources", key=why_key,
                              height=160)
-    return cs.edit_node(cal, name, values, confidence=confidence, rationale=rationale)
+    return ed.edit_node(cal, name, values, confidence=confidence, rationale=rationale)
 
 
 # ---- live results ----------------------------------------------------------------------------
 @st.cache_data(max_entries=32, show_spinner="Working out the sensitivity…")
-def sensitivity(text: str, _model: Model) -> list[cs.SensitiveParameter]:
-    return cs.scenario_sensitivity(_model, top=10)
+def sensitivity(text: str, _model: Model) -> list[views.SensitiveParameter]:
+    return views.scenario_sensitivity(_model, top=10)
 
 
 def sensitivity_panel(text: str, m: Model) -> None:
@@ -207,9 +210,8 @@ def sensitivity_panel(text: str, m: Model) -> None:
         st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
 
 
-def save_panel(store: Store, draft: Draft, base: Calibration, checked: cs.Validation,
-               checks_ok: bool) -> None:
-    changed = cs.changed_nodes(base, draft.calibration)
+def save_panel(clinic: Clinic, draft: Draft, base: Calibration, verdict: Review) -> None:
+    changed = ed.changed_nodes(base, draft.calibration)
     with st.container(border=True, key="kp_cal_save"):
         st.markdown("##### Save as a new version")
         note = st.text_input("Note: what changed and why", key="kp_cal_note", max_chars=300)
@@ -217,10 +219,10 @@ def save_panel(store: Store, draft: Draft, base: Calibration, checked: cs.Valida
         blockers = []
         if not changed:
             blockers.append("nothing has changed yet")
-        if not checked.ok:
+        if verdict.calibration is None:
             blockers.append("the draft has problems")
-        elif not checks_ok:
-            blockers.append("a behaviour check fails")
+        elif not verdict.ok:
+            blockers.append("a behaviour check fails or the red-flag screen would be weakened")
         if not who:
             blockers.append("enter your name at the top")
         if blockers:
@@ -228,9 +230,9 @@ def save_panel(store: Store, draft: Draft, base: Calibration, checked: cs.Valida
         if st.button("Save version", type="primary", disabled=bool(blockers),
                      icon=":material/save:", key="kp_cal_save_button"):
             try:
-                version = store.add_version(checked.text, author=who, note=note.strip(),
-                                            parent_id=draft.base_id, activate=activate)
-            except (StoreError, ValueError) as exc:
+                version = clinic.save(draft.calibration, who, note, activate=activate,
+                                      parent=draft.base_id, source="the draft")
+            except KnowpainError as exc:
                 therapist.store_error(exc)
                 return
             discard_draft()
@@ -240,11 +242,11 @@ def save_panel(store: Store, draft: Draft, base: Calibration, checked: cs.Valida
             st.rerun()
 
 
-def editing_tab(store: Store, active: CalibrationVersion, base_model: Model) -> None:
+def editing_tab(clinic: Clinic, active: CalibrationVersion, base_model: Model) -> None:
     base = base_model.calibration
     draft = Draft.load()
     if draft is None or draft.base_id != active.id:
-        if draft is not None and cs.changed_nodes(base, draft.calibration):
+        if draft is not None and ed.changed_nodes(base, draft.calibration):
             st.warning(f"The active version changed to {active.id}, so unsaved edits made on "
                        f"version {draft.base_id} were put aside.", icon=":material/info:")
         clear_value_widgets()
@@ -263,28 +265,28 @@ def editing_tab(store: Store, active: CalibrationVersion, base_model: Model) -> 
         draft.save()
         st.button("Discard all unsaved edits", on_click=discard_draft, icon=":material/undo:",
                   key="kp_cal_discard")
-    checked = cs.validate(draft.calibration)
+    verdict = clinic.review(draft.calibration, source="the draft")
     with live:
-        changed = cs.changed_nodes(base, draft.calibration)
+        changed = ed.changed_nodes(base, draft.calibration)
         st.markdown(f"##### Your draft (from version {active.id})")
         if changed:
             st.markdown("Changed: " + ", ".join(f"**{base.nodes[n].title}**" for n in changed))
         else:
             st.caption("No changes yet: before and after are the same.")
         with st.container(key="kp_cal_problems"):
-            if checked.problems:
+            if verdict.problems:
                 st.error("**The draft cannot be used yet:**\n"
-                         + "\n".join(f"- {p}" for p in checked.problems), icon=":material/error:")
-            for warning in checked.warnings:
+                         + "\n".join(f"- {p}" for p in verdict.problems), icon=":material/error:")
+            for warning in verdict.warnings:
                 st.warning(warning, icon=":material/warning:")
-        if not checked.ok:
+        if verdict.calibration is None:
             return
-        after = (therapist.calibration_model(checked.text, checked.calibration) if changed
+        after = (therapist.calibration_model(verdict.text, verdict.calibration) if changed
                  else base_model)
-        checks_ok = therapist.checks_panel(after, "kp_cal_checks")
+        therapist.checks_panel(verdict, "kp_cal_checks")
         therapist.preview_panel(base_model, after, "kp_cal_preview")
-        sensitivity_panel(checked.text, after)
-        save_panel(store, draft, base, checked, checks_ok)
+        sensitivity_panel(verdict.text, after)
+        save_panel(clinic, draft, base, verdict)
 
 
 # ---- versions -----------------------------------------------------------------------------------
@@ -294,19 +296,19 @@ def version_label(v: CalibrationVersion, active_id: int) -> str:
     return f"{v.id}{mark}: {v.author}, {v.created_at:%Y-%m-%d %H:%M}{note}"
 
 
-def act(store: Store, action: str, version_id: int | None = None) -> None:
+def act(clinic: Clinic, action: str, version_id: int | None = None) -> None:
     if not who:
         st.error("Enter your name at the top first: it is recorded with the change.",
                  icon=":material/badge:")
         return
     try:
         if action == "activate":
-            v = store.activate(version_id, who=who)
+            v = clinic.activate(version_id, who)
             message = f"Version {v.id} is now active."
         else:
-            v = store.rollback(who=who)
+            v = clinic.rollback(who)
             message = f"Rolled back: version {v.id} is active again."
-    except (StoreError, ValueError) as exc:
+    except KnowpainError as exc:
         therapist.store_error(exc)
         return
     therapist.flash("success", message)
@@ -328,12 +330,13 @@ def compare(versions: list[CalibrationVersion], active_id: int) -> None:
     if ma is None or mb is None:
         return
     ca, cb = ma.calibration, mb.calibration
-    changes, other_form = cs.number_changes(ca, cb)
-    frame, other = cs.diff_rows(ca, cb)
-    reasons = [n for n in ca.nodes if n in cb.nodes
-               and ca.nodes[n].rationale != cb.nodes[n].rationale]
+    d = views.compare(ca, cb)
+    changes, other_form, entries = d.numbers, d.other_form, d.entries.largest(None)
+    other = [str(c) for c in d.entries.structure]
+    other += [str(c) for c in d.entries.settings if c.field not in ("rationale", "source")]
+    reasons = [c.node for c in d.entries.settings if c.field == "rationale"]
     with st.container(key="kp_cal_diff"):
-        if frame.empty and not other and not reasons:
+        if d.identical:
             st.caption(f"Versions {a} and {b} have the same numbers and settings.")
             return
         st.markdown(f"**{len(changes)} number(s) as set differ**, largest change first.")
@@ -352,15 +355,15 @@ def compare(versions: list[CalibrationVersion], active_id: int) -> None:
         if reasons:
             st.markdown("Rationale rewritten for: "
                         + ", ".join(ca.nodes[n].title for n in reasons))
-        with st.expander(f"Every table entry that differs ({len(frame)})"):
+        with st.expander(f"Every table entry that differs ({len(entries)})"):
             st.caption("Canonical models expanded into full tables: what inference uses.")
-            entries = [{"entry": therapist.parameter_label(ca, r.node, r.column, r.state),
-                        f"version {a}": describe(r.a), f"version {b}": describe(r.b),
-                        "change": therapist.points(r.change)} for r in frame.itertuples()]
-            st.dataframe(pd.DataFrame(entries), hide_index=True, width="stretch")
+            rows = [{"entry": therapist.parameter_label(ca, r.node, r.column, r.state),
+                     f"version {a}": describe(r.a), f"version {b}": describe(r.b),
+                     "change": therapist.points(r.delta)} for r in entries]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def pool(store: Store, versions: list[CalibrationVersion], active: CalibrationVersion,
+def pool(clinic: Clinic, versions: list[CalibrationVersion], active: CalibrationVersion,
          base_model: Model) -> None:
     st.markdown("##### Pool versions")
     st.caption("A confidence-weighted average: each version counts as many cases as its "
@@ -380,29 +383,28 @@ def pool(store: Store, versions: list[CalibrationVersion], active: CalibrationVe
     except ValueError as exc:
         st.error(str(exc), icon=":material/error:")
         return
-    checked = cs.validate(pooled, source="the pooled calibration")
-    if not checked.ok:
+    verdict = clinic.review(pooled, source="the pooled calibration")
+    if verdict.calibration is None:
         st.error("**The pooled calibration has problems:**\n"
-                 + "\n".join(f"- {p}" for p in checked.problems), icon=":material/error:")
+                 + "\n".join(f"- {p}" for p in verdict.problems), icon=":material/error:")
         return
-    after = therapist.calibration_model(checked.text, checked.calibration)
-    failed = [r.id for r in run_checks(after) if not r.passed]
-    if failed:
-        st.error("Behaviour checks fail for the pool: " + ", ".join(f"`{f}`" for f in failed),
-                 icon=":material/rule:")
-    else:
+    after = therapist.calibration_model(verdict.text, verdict.calibration)
+    if verdict.ok:
         st.success("All behaviour checks pass for the pool.", icon=":material/rule:")
+    else:
+        st.error("The pool cannot be saved:\n" + "\n".join(f"- {r}" for r in verdict.reasons),
+                 icon=":material/rule:")
     with st.expander("Reference lifters, active version → pool"):
         therapist.preview_panel(base_model, after, "kp_cal_pool_preview")
     note = st.text_input("Note for the pooled version", key="kp_cal_pool_note", max_chars=300)
-    if st.button("Save the pool as a new version", disabled=bool(failed) or not who,
+    if st.button("Save the pool as a new version", disabled=not verdict.ok or not who,
                  key="kp_cal_pool_save", icon=":material/merge:"):
         text_note = f"pool of versions {', '.join(map(str, chosen))}"
         if note.strip():
             text_note += f": {note.strip()}"
         try:
-            v = store.add_version(checked.text, author=who, note=text_note)
-        except (StoreError, ValueError) as exc:
+            v = clinic.save(pooled, who, text_note, source="the pooled calibration")
+        except KnowpainError as exc:
             therapist.store_error(exc)
             return
         therapist.set_next_run(kp_cal_pool_note="")
@@ -410,8 +412,8 @@ def pool(store: Store, versions: list[CalibrationVersion], active: CalibrationVe
         st.rerun()
 
 
-def versions_tab(store: Store, active: CalibrationVersion, base_model: Model) -> None:
-    versions = store.list_versions()
+def versions_tab(clinic: Clinic, active: CalibrationVersion, base_model: Model) -> None:
+    versions = clinic.versions()
     ids = [v.id for v in versions]
     # the selects show the store as it is now: the active version to activate, the two
     # newest versions to compare, nothing to pool (see therapist.follow_store)
@@ -431,7 +433,7 @@ def versions_tab(store: Store, active: CalibrationVersion, base_model: Model) ->
                                   next(v for v in versions if v.id == i), active.id))
         if st.button("Activate", key="kp_cal_activate_button", icon=":material/check:",
                      disabled=chosen == active.id):
-            act(store, "activate", chosen)
+            act(clinic, "activate", chosen)
     with right:
         parent = active.parent_id
         st.caption(f"Roll back makes version {parent} active again (the one version "
@@ -439,23 +441,23 @@ def versions_tab(store: Store, active: CalibrationVersion, base_model: Model) ->
                    else f"Version {active.id} has no parent to roll back to.")
         if st.button("Roll back", key="kp_cal_rollback", icon=":material/history:",
                      disabled=parent is None):
-            act(store, "rollback")
+            act(clinic, "rollback")
     st.divider()
     compare(versions, active.id)
     st.divider()
-    pool(store, versions, active, base_model)
+    pool(clinic, versions, active, base_model)
 
 
 # ---- the page ---------------------------------------------------------------------------------
-with therapist.open_store() as store:
-    if store is None:
+with therapist.open_clinic() as clinic:
+    if clinic is None:
         st.stop()
-    active, base_model = therapist.active_model(store)
-    st.caption(f"Store: `{store.path}` · active version {active.id} by {active.author}"
+    active, base_model = therapist.active_model(clinic)
+    st.caption(f"Store: `{clinic.path}` · active version {active.id} by {active.author}"
                + (f" — {active.note}" if active.note else ""))
     st.caption(f"Scale: {SCALE}")
     tab_edit, tab_versions = therapist.state_tabs(["Edit numbers", "Versions"], "kp_cal_tab")
     with tab_edit:
-        editing_tab(store, active, base_model)
+        editing_tab(clinic, active, base_model)
     with tab_versions:
-        versions_tab(store, active, base_model)
+        versions_tab(clinic, active, base_model)

@@ -15,12 +15,13 @@ from app_pages.therapist import (
     UNKNOWN,
     UNKNOWN_LABEL,
     is_unlocked,
-    open_store,
+    open_clinic,
     store_error,
     therapist_name,
 )
-from calibration.store import NewCase, StoreError
+from model.errors import KnowpainError
 from model.network_model import Model
+from model.service.clinic import NewCase
 
 
 def _state_label(m: Model, node: str, state: str) -> str:
@@ -79,12 +80,12 @@ def render_case_capture(model: Model, evidence: Mapping[str, str]) -> None:
                      icon=":material/info:")
             return
         case = NewCase(evidence=dict(evidence), adjudicated=adjudicated, outcome=follow_up)
-        with open_store() as store:
-            if store is None:
+        with open_clinic() as clinic:
+            if clinic is None:
                 return
             try:
-                (case_id,) = store.add_cases([case], therapist=name)
-            except (StoreError, ValueError, TypeError) as exc:
+                (case_id,) = clinic.record_cases([case], name)
+            except KnowpainError as exc:
                 store_error(exc)
                 return
         for key in [*(f"kp_cc_cause_{c}" for c in cal.causes), "kp_cc_outcome"]:

@@ -2,8 +2,9 @@
 numbers from the cases — previewed (what moved, the reference lifters, the behaviour checks,
 held-out metrics) before it is saved as a new version.
 
-Every number is computed by :mod:`model.calibrate_session` and the calibration library; this
-page only draws widgets.
+Imports, refits and saves go through :class:`model.service.Clinic` and
+:mod:`model.service.refit` (the same policy as the command line); this page only draws
+widgets.
 """
 
 from __future__ import annotations
@@ -15,19 +16,14 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import therapist
-from calibration.cases import (
-    DEFAULT_MAX_BYTES,
-    CaseImportError,
-    allowed_columns,
-    cases_to_csv,
-    parse_cases_csv,
-)
+from calibration.cases import DEFAULT_MAX_BYTES, allowed_columns, cases_to_csv
 from calibration.schema import Calibration
-from calibration.store import CalibrationVersion, Case, NewCase, Store, StoreError
-from calibration.verbal_scale import describe
-from model import calibrate_session as cs
-from model.evidence import EvidenceError
+from model.errors import CaseImportError, KnowpainError
 from model.network_model import Model
+from model.service import views
+from model.service.clinic import CalibrationVersion, Case, Clinic
+from model.service.refit import Refit, refit
+from model.text.verbal import describe
 
 ss = st.session_state
 UPLOAD_ROUND = "kp_cases_upload_round"  # bumped after an import, to empty the uploader
@@ -62,11 +58,11 @@ def case_list(cases: list[Case], cal: Calibration) -> None:
         followed = sum(1 for c in cases if c.outcome is not None)
         st.markdown(f"**{len(cases)} case(s)** · {judged} with an adjudicated cause · "
                     f"{followed} with a follow-up outcome")
-        st.dataframe(cs.case_table(cases, cal), hide_index=True, width="stretch", height=360)
+        st.dataframe(views.case_table(cases, cal), hide_index=True, width="stretch", height=360)
 
 
 # ---- import and export --------------------------------------------------------------------------
-def import_export(store: Store, cases: list[Case], cal: Calibration) -> None:
+def import_export(clinic: Clinic, cases: list[Case], cal: Calibration) -> None:
     vocab = {"variables": cal.variables, "causes": cal.causes, "outcome_node": cal.outcome}
     st.markdown("##### Import cases from a CSV file")
     with st.expander("What the file must look like"):
@@ -88,35 +84,35 @@ def import_export(store: Store, cases: list[Case], cal: Calibration) -> None:
                               key=f"kp_cases_upload_{round_}", max_upload_size=MAX_MB)
     if upload is not None:
         with st.container(key="kp_cases_import"):
+            data = upload.getvalue()
             try:
-                new = parse_cases_csv(upload, cal.variables, cal.causes,
-                                      outcome_node=cal.outcome, max_bytes=DEFAULT_MAX_BYTES)
+                new = clinic.read_cases(data, max_bytes=DEFAULT_MAX_BYTES)
             except CaseImportError as exc:
                 st.error(f"**{upload.name} was not imported: {len(exc.problems)} problem(s).** "
                          "Nothing was stored. Fix them and upload the file again.",
                          icon=":material/error:")
                 st.markdown("\n".join(f"- {p}" for p in exc.problems))
             else:
-                confirm_import(store, new, upload.name, round_)
+                confirm_import(clinic, data, len(new), upload.name, round_)
     st.markdown("##### Export")
     st.download_button(f"Download all {len(cases)} case(s) as CSV", cases_to_csv(cases, **vocab),
                        file_name="knowpain-cases.csv", mime="text/csv", on_click="ignore",
                        icon=":material/download:", key="kp_cases_export")
 
 
-def confirm_import(store: Store, new: list[NewCase], filename: str, round_: int) -> None:
-    if not new:
+def confirm_import(clinic: Clinic, data: bytes, count: int, filename: str, round_: int) -> None:
+    if not count:
         st.warning(f"{filename} holds no cases.", icon=":material/info:")
         return
-    st.success(f"{filename}: {len(new)} case(s), all valid.", icon=":material/check_circle:")
+    st.success(f"{filename}: {count} case(s), all valid.", icon=":material/check_circle:")
     if not who:
         st.caption("Enter your name at the top to import them (cases without a therapist "
                    "column are recorded under your name).")
-    if st.button(f"Import {len(new)} case(s)", type="primary", disabled=not who,
+    if st.button(f"Import {count} case(s)", type="primary", disabled=not who,
                  key="kp_cases_import_button", icon=":material/upload:"):
         try:
-            ids = store.add_cases(new, therapist=who)
-        except (StoreError, ValueError, TypeError) as exc:
+            ids = clinic.import_cases(data, who)
+        except KnowpainError as exc:
             therapist.store_error(exc)
             return
         ss[UPLOAD_ROUND] = round_ + 1
@@ -132,12 +128,12 @@ def cases_digest(cases: list[Case]) -> str:
 
 @st.cache_data(max_entries=8, show_spinner="Refitting and cross-validating…")
 def preview(version_hash: str, digest: str, method: str, folds: int, _base: Calibration,
-            _cases: list[Case]) -> cs.RefitPreview:
-    return cs.refit_preview(_base, _cases, method, n_splits=folds)
+            _cases: list[Case]) -> Refit:
+    return refit(_base, _cases, method, folds=folds)
 
 
 def reliability_chart(comparison, cal: Calibration) -> None:
-    points = cs.reliability_table(comparison)
+    points = views.reliability_table(comparison)
     if points.empty:
         return
     causes = list(dict.fromkeys(points["cause"]))
@@ -177,7 +173,7 @@ def reliability_chart(comparison, cal: Calibration) -> None:
                "predicts too high, above it too low. Few cases per bin make points jumpy.")
 
 
-def metrics_panel(result: cs.RefitPreview, cal: Calibration) -> None:
+def metrics_panel(result: Refit, cal: Calibration) -> None:
     with st.container(key="kp_cases_metrics"):
         st.markdown("##### Held-out performance: before vs after")
         if result.comparison is None:
@@ -187,7 +183,7 @@ def metrics_panel(result: cs.RefitPreview, cal: Calibration) -> None:
         st.caption(f"{comp.n_splits}-fold cross-validation on {comp.n_cases} cases: each fold "
                    "is refitted without its cases and then predicts their adjudicated causes "
                    "from the other answers.")
-        table = cs.metrics_table(comp)
+        table = views.metrics_table(comp)
         table["cause"] = table["cause"].map(lambda c: cal.nodes[c].title)
         table["better"] = table["better"].replace({"": "same / undefined"})
         for column in ("before", "after"):
@@ -196,7 +192,7 @@ def metrics_panel(result: cs.RefitPreview, cal: Calibration) -> None:
         reliability_chart(comp, cal)
 
 
-def refit_tab(store: Store, cases: list[Case], active: CalibrationVersion,
+def refit_tab(clinic: Clinic, cases: list[Case], active: CalibrationVersion,
               base_model: Model) -> None:
     base = base_model.calibration
     if not cases:
@@ -218,13 +214,13 @@ def refit_tab(store: Store, cases: list[Case], active: CalibrationVersion,
         return
     try:
         result = preview(*request, _base=base, _cases=cases)
-    except (ValueError, EvidenceError) as exc:
+    except KnowpainError as exc:
         st.error(f"The refit could not run: {exc}", icon=":material/error:")
         return
-    show_refit(store, result, active, base_model)
+    show_refit(clinic, result, active, base_model)
 
 
-def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion,
+def show_refit(clinic: Clinic, result: Refit, active: CalibrationVersion,
                base_model: Model) -> None:
     base = base_model.calibration
     with st.container(key="kp_cases_fit"):
@@ -254,18 +250,18 @@ def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion
         st.markdown("##### The numbers that moved most")
         rows = [{"number": therapist.parameter_label(base, m.node, m.column, m.state),
                  "before": describe(m.before), "after": describe(m.after),
-                 "change": therapist.points(m.delta)} for m in result.moved]
+                 "change": therapist.points(m.delta)} for m in result.moved[:10]]
         if rows:
             st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
         else:
             st.caption("No number moved.")
-    checked = cs.validate(result.calibration, source="the refit")
-    if not checked.ok:
+    verdict = clinic.review(result.calibration, source="the refit")
+    if verdict.calibration is None:
         st.error("**The refit is not a valid calibration:**\n"
-                 + "\n".join(f"- {p}" for p in checked.problems), icon=":material/error:")
+                 + "\n".join(f"- {p}" for p in verdict.problems), icon=":material/error:")
         return
-    after = therapist.calibration_model(checked.text, checked.calibration)
-    checks_ok = therapist.checks_panel(after, "kp_cases_checks")
+    after = therapist.calibration_model(verdict.text, verdict.calibration)
+    checks_ok = therapist.checks_panel(verdict, "kp_cases_checks")
     therapist.preview_panel(base_model, after, "kp_cases_preview")
     metrics_panel(result, base)
     with st.container(border=True, key="kp_cases_save"):
@@ -273,16 +269,16 @@ def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion
         note = st.text_input("Note", key="kp_cases_note", max_chars=300,
                              value=f"refit from {result.n_cases} cases ({result.method})")
         activate = therapist.activate_choice("kp_cases_activate")
-        blockers = [b for b, bad in (("a behaviour check fails", not checks_ok),
+        blockers = [b for b, bad in (("the save policy refuses it (see above)", not checks_ok),
                                      ("enter your name at the top", not who)) if bad]
         if blockers:
             st.caption("Not ready to save: " + "; ".join(blockers) + ".")
         if st.button("Save refit as a new version", disabled=bool(blockers),
                      key="kp_cases_save_button", icon=":material/save:"):
             try:
-                v = store.add_version(checked.text, author=who, note=note.strip(),
-                                      parent_id=active.id, activate=activate)
-            except (StoreError, ValueError) as exc:
+                v = clinic.save(result.calibration, who, note, activate=activate,
+                                parent=active.id, source="the refit")
+            except KnowpainError as exc:
                 therapist.store_error(exc)
                 return
             ss.pop(REFIT, None)
@@ -292,23 +288,23 @@ def show_refit(store: Store, result: cs.RefitPreview, active: CalibrationVersion
 
 
 # ---- the page ---------------------------------------------------------------------------------
-with therapist.open_store() as store:
-    if store is None:
+with therapist.open_clinic() as clinic:
+    if clinic is None:
         st.stop()
-    active, base_model = therapist.active_model(store)
+    active, base_model = therapist.active_model(clinic)
     try:
-        cases = store.list_cases()
-    except StoreError as exc:
+        cases = clinic.cases()
+    except KnowpainError as exc:
         therapist.store_error(exc)
         st.stop()
     cal = base_model.calibration
-    st.caption(f"Store: `{store.path}` · active version {active.id}")
+    st.caption(f"Store: `{clinic.path}` · active version {active.id}")
     # fixed labels (the count is in the list): a label is part of the tabs' identity
     tab_list, tab_io, tab_refit = therapist.state_tabs(
         ["Cases", "Import and export", "Refit from cases"], "kp_cases_tab")
     with tab_list:
         case_list(cases, cal)
     with tab_io:
-        import_export(store, cases, cal)
+        import_export(clinic, cases, cal)
     with tab_refit:
-        refit_tab(store, cases, active, base_model)
+        refit_tab(clinic, cases, active, base_model)

@@ -1,7 +1,7 @@
 """Shared pieces of the app pages: the cached model, the session's answers, small formatting.
 
 No reasoning happens here: probabilities come from :mod:`model`, words from
-:mod:`model.report` and :mod:`calibration.verbal_scale`.
+:mod:`model.text.report` and :mod:`model.text.verbal`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import streamlit as st
 
 import model
 from calibration.schema import Calibration, NodeSpec
-from model import report
 from model.results import Diagnosis, Interval
+from model.text import report
 
 #: Widget value meaning "not sure" (unobserved); never a state name (states are lower case).
 UNKNOWN = "__not_sure__"
@@ -68,14 +68,14 @@ def load_model(path: str | None = None) -> LoadedModel:
 
 
 def current_model() -> LoadedModel:
-    """What lifters see: the store's active calibration once a therapist has a store,
-    else the shipped default. Only reads: a missing store is not created here."""
+    """What lifters see (:func:`model.service.lifter_version`): the store's active version
+    once a therapist has a store, else the shipped default. A missing store is not created."""
     from app_pages import therapist  # the store pieces live with the therapist pages
-    from calibration.loader import CalibrationError
-    from calibration.store import StoreError, active_version_if_any
+    from model.errors import CalibrationError, StoreError
+    from model.service.clinic import lifter_version
 
     try:
-        version = active_version_if_any(therapist.store_path())
+        version = lifter_version(therapist.settings())
         if version is not None:
             return LoadedModel(therapist.version_model(version), version.content_hash)
     except (StoreError, CalibrationError, OSError) as exc:

@@ -6,8 +6,8 @@ import streamlit as st
 
 from app_pages import common
 from calibration.schema import NodeSpec
-from calibration.verbal_scale import ANCHORS, describe
 from model.results import Diagnosis
+from model.text.verbal import ANCHORS, describe
 
 ROLE_TITLES = {
     "context": "Training",

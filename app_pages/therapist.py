@@ -1,8 +1,8 @@
 """Therapist pieces shared by the Calibrate, Cases and (in therapist mode) Assess pages.
 
 * :func:`gate` — the therapist passcode gate (unlocked for the session, never echoed);
-* :func:`open_store` — the versioned store (``store_path`` in st.secrets, else
-  ``$KNOWPAIN_HOME`` / the per-user folder), seeded with the shipped default;
+* :func:`open_clinic` — the clinic's store behind :class:`model.service.Clinic`, the one door
+  every save, import, activation and roll back goes through (same policy as the command line);
 * :func:`version_model` — a read-only :class:`model.Model` per stored version, cached by
   content hash;
 * shared displays (numbers with words, checks and scenario previews).
@@ -12,30 +12,29 @@ This is a module, not a page: import it, do not run it with ``st.Page``.
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from calibration.access import ENV_VAR, SECRETS_KEY, AccessError, check_passcode
-from calibration.access import configured_passcode as _configured_passcode
-from calibration.loader import CalibrationError, parse_calibration
 from calibration.schema import Calibration
-from calibration.store import (
-    CalibrationVersion,
-    Store,
-    StoreBusyError,
-    StoreError,
-    default_store_path,
-)
-from calibration.verbal_scale import describe
-from model.calibrate_session import scenario_preview, shipped_default_text
-from model.checks import run_checks
+from model.analysis.checks import CheckResult
+from model.errors import AccessError, CalibrationError, StoreBusyError, StoreError
 from model.network_model import Model
+from model.service.clinic import (
+    CalibrationVersion,
+    Clinic,
+    Grant,
+    calibration_of,
+    grant_is_valid,
+    unlock,
+)
+from model.service.policy import Review
+from model.service.settings import PASSCODE_ENV, SECRETS_KEY, Settings, load_settings
+from model.service.views import scenario_preview
+from model.text.verbal import describe
 
 #: Session-state keys (all under the ``kp_`` prefix used by the app).
 UNLOCKED = "kp_therapist_unlocked"
@@ -45,35 +44,28 @@ NAME = "kp_therapist"
 NAME_WIDGET = "kp_therapist_name"
 FLASH = "kp_therapist_flash"
 NEXT_RUN = "kp_therapist_next_run"
-STORE_SECRET = "store_path"
 SAVED = "kp_cc_saved"
 UNKNOWN = "__unknown__"
 UNKNOWN_LABEL = "Unknown"
 ACTIVATE_LABEL = "Make it the active version"
 
 
-# ---- passcode gate ----------------------------------------------------------------------------
-def _secret(key: str) -> object:
-    try:
-        return st.secrets.get(key)
-    except Exception:  # st.secrets raises when there is no secrets file
-        return None
+# ---- settings and the passcode gate -------------------------------------------------------------
+def settings() -> Settings:
+    """The store file and passcode, read from st.secrets then the environment — the same
+    sources the command line reads."""
+    return load_settings(st.secrets)
 
 
-def configured_passcode() -> str | None:
-    """The expected passcode from st.secrets, then the environment (``None``: locked)."""
-    return _configured_passcode(st.secrets)
-
-
-def _fingerprint(expected: str) -> str:
-    # remembers *which* passcode unlocked the session, so changing it locks every session
-    return hashlib.sha256(b"knowpain-therapist:" + expected.encode("utf-8")).hexdigest()
+def session_grant() -> Grant | None:
+    """This session's grant while it matches the passcode configured now (else ``None``)."""
+    grant = st.session_state.get(UNLOCKED)
+    return grant if isinstance(grant, Grant) and grant_is_valid(grant, settings()) else None
 
 
 def is_unlocked() -> bool:
     """True when this session was unlocked with the passcode that is configured now."""
-    expected = configured_passcode()
-    return expected is not None and st.session_state.get(UNLOCKED) == _fingerprint(expected)
+    return session_grant() is not None
 
 
 def _lock() -> None:
@@ -87,14 +79,13 @@ def gate() -> bool:
     passcode field is emptied by the submit callback, before the page runs again, and the
     passcode is never shown or kept.
     """
-    expected = configured_passcode()
-    if expected is None:
+    if settings().locked:
         _lock()
         st.warning("**Therapist pages are locked: no therapist passcode is configured.**",
                    icon=":material/lock:")
         st.markdown(
             "Whoever runs knowpain sets it, outside the repository, in one of two ways:\n"
-            f"- the environment variable `{ENV_VAR}` before starting the app, or\n"
+            f"- the environment variable `{PASSCODE_ENV}` before starting the app, or\n"
             f"- a line `{SECRETS_KEY} = \"…\"` in `.streamlit/secrets.toml` next to the app.\n\n"
             "Then restart the app and enter the passcode here."
         )
@@ -123,22 +114,19 @@ def _try_unlock() -> None:
     ss = st.session_state
     given = ss.get(PASSCODE_WIDGET) or ""
     ss[PASSCODE_WIDGET] = ""
-    expected = configured_passcode()
     try:
-        check_passcode(given, expected)
+        ss[UNLOCKED] = unlock(settings(), given)
     except AccessError as exc:
         ss[REFUSED] = str(exc)  # the message never contains the passcode
-        return
-    ss[UNLOCKED] = _fingerprint(expected)
 
 
 def therapist_name() -> str:
-    """'Your name' (kept for the whole session, across pages); '' until entered."""
+    """'Your name' — who is acting, recorded with every change (kept across pages)."""
     ss = st.session_state
     if NAME_WIDGET not in ss:
         ss[NAME_WIDGET] = ss.get(NAME, "")
-    name = st.text_input("Your name (recorded with every change you make)", key=NAME_WIDGET,
-                         max_chars=80, placeholder="e.g. Dr A. Jones")
+    name = st.text_input("Your name (who is acting: recorded with every change you make)",
+                         key=NAME_WIDGET, max_chars=80, placeholder="e.g. Dr A. Jones")
     ss[NAME] = name.strip()
     return ss[NAME]
 
@@ -207,43 +195,38 @@ def state_tabs(labels: list[str], key: str) -> list:
     return list(st.tabs(labels, key=key, on_change="rerun"))
 
 
-# ---- the store --------------------------------------------------------------------------------
-def store_path() -> Path:
-    """``store_path`` from st.secrets if set, else ``$KNOWPAIN_HOME`` / the per-user folder."""
-    override = _secret(STORE_SECRET)
-    if isinstance(override, str) and override.strip():
-        return Path(override.strip()).expanduser()
-    return default_store_path()
-
-
+# ---- the store ----------------------------------------------------------------------------------
 def store_error(exc: Exception) -> None:
-    """Show a store problem plainly: what happened and that nothing was half-saved."""
+    """Show a store problem or a refusal plainly: what happened and that nothing was saved."""
     if isinstance(exc, StoreBusyError):
         st.error("**The store is busy** (someone else is saving right now). Nothing was "
                  "saved — try again in a moment.", icon=":material/hourglass_top:")
-    else:
+    elif isinstance(exc, StoreError):
         st.error(f"**The store could not be used.** {exc}\n\nNothing was changed.",
                  icon=":material/database:")
+    else:
+        st.error(f"**Not saved.** {exc}", icon=":material/block:")
 
 
 @contextmanager
-def open_store() -> Iterator[Store | None]:
-    """The store for this run (``None`` after showing why it could not be opened)."""
+def open_clinic() -> Iterator[Clinic | None]:
+    """The clinic's store for this run (``None`` after showing why it could not be opened);
+    writes are allowed while this session is unlocked."""
     try:
-        store = Store(store_path(), seed_toml=shipped_default_text())
-    except (StoreError, OSError, ValueError) as exc:
+        clinic = Clinic(settings(), session_grant())
+    except (StoreError, OSError) as exc:
         store_error(exc)
         yield None
         return
     try:
-        yield store
+        yield clinic
     finally:
-        store.close()
+        clinic.close()
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _model_from_text(content_hash: str, _text: str) -> Model:
-    return Model(parse_calibration(_text, source=f"stored version {content_hash[:12]}"))
+def _model_of(content_hash: str, _version: CalibrationVersion) -> Model:
+    return Model(calibration_of(_version))
 
 
 def version_model(version: CalibrationVersion) -> Model:
@@ -251,18 +234,15 @@ def version_model(version: CalibrationVersion) -> Model:
 
     Raises :class:`CalibrationError` when the stored text is not a valid calibration.
     """
-    return _model_from_text(version.content_hash, version.toml_text)
+    return _model_of(version.content_hash, version)
 
 
-def active_model(store: Store) -> tuple[CalibrationVersion, Model]:
+def active_model(clinic: Clinic) -> tuple[CalibrationVersion, Model]:
     """The store's active version and its model; shows why and stops the page if unusable."""
     try:
-        active = store.active_version()
+        active = clinic.active()
     except StoreError as exc:
         store_error(exc)
-        st.stop()
-    if active is None:
-        st.error("The store has no active version.", icon=":material/error:")
         st.stop()
     base_model = model_or_error(active)
     if base_model is None:
@@ -306,10 +286,11 @@ def parameter_label(cal: Calibration, node: str, column: str, state: str) -> str
     return f"P({spec.title} = {spec.state_label(state)}{given})"
 
 
-def checks_panel(m: Model, key: str) -> bool:
-    """Every behaviour check, failures named first; True when all pass."""
-    results = run_checks(m)
-    failed = [r for r in results if not r.passed]
+def checks_panel(review: Review, key: str) -> bool:
+    """The save policy's verdict: every behaviour check (failures first) and any weakening of
+    the red-flag screen; True when the calibration may be saved."""
+    results: Sequence[CheckResult] = review.checks
+    failed = review.failed_checks
     with st.container(key=key):
         st.markdown("##### Behaviour checks")
         if failed:
@@ -319,12 +300,16 @@ def checks_panel(m: Model, key: str) -> bool:
                      icon=":material/rule:")
         else:
             st.success(f"All {len(results)} behaviour checks pass.", icon=":material/rule:")
+        if review.weakened:
+            st.error("**It cannot be saved: the red-flag screen may not be weakened.**\n"
+                     + "\n".join(f"- {r}" for r in review.screen_reasons),
+                     icon=":material/shield:")
         rows = [{"check": r.id, "result": "pass" if r.passed else "FAIL",
                  "values (must fall)": " > ".join(word(v) for v in r.values),
                  "what it says": r.description}
                 for r in sorted(results, key=lambda r: r.passed)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=240)
-    return not failed
+    return review.ok
 
 
 def preview_panel(before: Model, after: Model, key: str) -> None:
@@ -346,5 +331,3 @@ def preview_panel(before: Model, after: Model, key: str) -> None:
                          "change": points(c.change)} for c in changes]
                 st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
 
-
-# ---- save this case (Assess page, therapist mode) ----------------------------------------------

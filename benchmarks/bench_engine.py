@@ -26,12 +26,12 @@ from common import Table, machine, median_time  # noqa: E402
 from peers import random_network, to_pyagrum  # noqa: E402
 
 import model  # noqa: E402
-from model.backends import CompiledBackend  # noqa: E402
+from model.inference.backends import CompiledBackend  # noqa: E402
 
 warnings.simplefilter("ignore", FutureWarning)
 from pgmpy.inference import VariableElimination  # noqa: E402
 
-from model.pgmpy_adapter import build_network  # noqa: E402
+from model.inference.pgmpy_adapter import build_network  # noqa: E402
 
 
 def all_marginals_row(table: Table, label: str, variables, parents, cpts, hard) -> None:

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import Table, machine, median_time  # noqa: E402
 
 from calibration.loader import load_calibration  # noqa: E402
-from model.learn import DirichletRefit, EMRefit  # noqa: E402
-from model.pgmpy_adapter import cpd_table  # noqa: E402
-from model.sampling import sample_cases, with_missing  # noqa: E402
+from model.inference.pgmpy_adapter import cpd_table  # noqa: E402
+from model.learning.refit import DirichletRefit, EMRefit  # noqa: E402
+from model.learning.sampling import sample_cases, with_missing  # noqa: E402
 
 HIDDEN = ["technique_breakdown", "stabilizer_overload", "wrong_prime_mover", "other_cause"]
 

@@ -46,9 +46,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-import pandas as pd
-
 from calibration.store import Case, NewCase
+from model.errors import CaseImportError
 
 __all__ = [
     "CASE_ID_COLUMN",
@@ -76,20 +75,6 @@ DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 
 _RESERVED = (OUTCOME_COLUMN, THERAPIST_COLUMN, CASE_ID_COLUMN)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_SHOWN_PROBLEMS = 20
-
-
-class CaseImportError(ValueError):
-    """A CSV file of cases was rejected; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems: list[str] = list(problems)
-        shown = self.problems[:_SHOWN_PROBLEMS]
-        lines = [f"{len(self.problems)} problem(s) in the cases file; nothing was imported:"]
-        lines += [f"  - {p}" for p in shown]
-        if len(self.problems) > len(shown):
-            lines.append(f"  ... and {len(self.problems) - len(shown)} more")
-        super().__init__("\n".join(lines))
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,6 +163,8 @@ def parse_cases_csv(
         raise CaseImportError([structure_problem])
     if not records or all(not any(c.strip() for c in r) for r in records):
         raise CaseImportError(["the file is empty (expected a header row and one row per case)"])
+
+    import pandas as pd  # only here: reading cases is not on the query path
 
     width = max(len(r) for r in records)
     try:

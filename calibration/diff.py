@@ -13,8 +13,10 @@ number. Differences that make numbers incomparable are reported as structure ins
 * the same states or parents in another order (``"state_order"`` / ``"parent_order"``) —
   reported, but the numbers are still compared, matched by state name.
 
-Settings that change no number (``"cpt"`` parameterisation, ``"confidence"``) are listed
-separately. Column keys and state names in the result follow the first calibration ``a``.
+Settings that change no number (``"cpt"`` parameterisation, ``"confidence"``, and the
+``"rationale"`` or ``"source"`` text) are listed separately. Column keys and state names in
+the result follow the first calibration ``a``. For a two-state node only the second state is
+listed: the first is its mirror image.
 
 This module is pure calibration code: it imports nothing from ``model``.
 """
@@ -215,6 +217,11 @@ def diff_calibrations(a: Calibration, b: Calibration, *, atol: float = 1e-12) ->
         if na.confidence != nb.confidence:
             settings.append(NodeChange(name, "confidence", f"{na.confidence:g}",
                                        f"{nb.confidence:g}"))
+        for text in ("rationale", "source"):
+            old, new = getattr(na, text), getattr(nb, text)
+            if old != new:
+                settings.append(NodeChange(name, text, f"{len(old)} characters",
+                                           f"{len(new)} characters (rewritten)"))
         if not comparable:
             continue
         compared.append(name)
@@ -223,6 +230,8 @@ def diff_calibrations(a: Calibration, b: Calibration, *, atol: float = 1e-12) ->
         rows, cols = np.nonzero(np.abs(tb - ta) > atol)
         keys = a.columns(name)
         for r, s in zip(rows.tolist(), cols.tolist(), strict=True):
+            if na.card == 2 and s == 0:  # the mirror image of the second state
+                continue
             parameters.append(
                 ParameterChange(
                     node=name,

@@ -31,21 +31,13 @@ from calibration.schema import (
     Scenario,
     column_key,
 )
+from model.errors import CalibrationError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_PATH = DATA_DIR / "default.toml"
 SUM_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _STATE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
-
-
-class CalibrationError(ValueError):
-    """A calibration that cannot be used; ``problems`` lists every issue found."""
-
-    def __init__(self, problems: list[str], source: str = "calibration") -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:

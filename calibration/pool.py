@@ -42,6 +42,7 @@ import numpy as np
 
 from calibration.diff import aligned_table, diff_calibrations
 from calibration.schema import Calibration
+from model.errors import InputError
 
 __all__ = ["pool_calibrations"]
 
@@ -56,7 +57,7 @@ def _check_compatible(calibrations: Sequence[Calibration]) -> None:
                 continue  # aligned by name
             problems.append(f"calibration {i} vs 0: {change}")
     if problems:
-        raise ValueError(
+        raise InputError(
             "cannot pool calibrations of different networks:\n"
             + "\n".join(f"  - {p}" for p in problems)
         )
@@ -74,12 +75,12 @@ def pool_calibrations(
     """
     cals = list(calibrations)
     if not cals:
-        raise ValueError("nothing to pool: give at least one calibration")
+        raise InputError("nothing to pool: give at least one calibration")
     w = np.ones(len(cals)) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != (len(cals),):
-        raise ValueError(f"weights: expected {len(cals)} numbers, one per calibration")
+        raise InputError(f"weights: expected {len(cals)} numbers, one per calibration")
     if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-        raise ValueError("weights must be finite, non-negative and not all zero")
+        raise InputError("weights must be finite, non-negative and not all zero")
     _check_compatible(cals)
     first = cals[0]
     pooled = first

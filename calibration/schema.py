@@ -196,29 +196,3 @@ class Calibration:
         nodes = dict(self.nodes)
         nodes[node.name] = node
         return replace(self, nodes=nodes)
-
-
-def calibration_from_tables(
-    variables: Mapping[str, Any],
-    parents: Mapping[str, Any],
-    cpts: Mapping[str, np.ndarray],
-    roles: Mapping[str, str] | None = None,
-    confidence: float = 10.0,
-) -> Calibration:
-    """A calibration of full tables for any discrete network (columns layout tables)."""
-    nodes = {}
-    for n, states in variables.items():
-        pa = tuple(parents.get(n, ()))
-        table = np.asarray(cpts[n], dtype=float).reshape(-1, len(states))
-        combos = itertools.product(*(variables[p] for p in pa))
-        params = {column_key(tuple(c)): [float(x) for x in table[i]] for i, c in enumerate(combos)}
-        nodes[n] = NodeSpec(
-            name=n,
-            states=tuple(states),
-            parents=pa,
-            role=(roles or {}).get(n, "latent"),
-            cpt="table",
-            params=params,
-            confidence=confidence,
-        )
-    return Calibration(nodes=nodes)

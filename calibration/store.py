@@ -47,6 +47,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from model.errors import NotFoundError, StoreBusyError, StoreError
+
 __all__ = [
     "APPLICATION_ID",
     "MIGRATIONS",
@@ -74,28 +76,12 @@ DEFAULT_TIMEOUT = 5.0
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
-_BUSY_MESSAGE = "store is busy, try again"
 _BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
 
 
 # --------------------------------------------------------------------------------------------
 # errors and records
 # --------------------------------------------------------------------------------------------
-
-
-class StoreError(RuntimeError):
-    """Any problem opening, reading or writing the store; the message says what to do."""
-
-
-class StoreBusyError(StoreError):
-    """Another process held the database past the timeout; nothing was written."""
-
-    def __init__(self, message: str = _BUSY_MESSAGE) -> None:
-        super().__init__(message)
-
-
-class NotFoundError(StoreError, LookupError):
-    """A version or case id that is not in the store."""
 
 
 @dataclass(frozen=True)

@@ -7,102 +7,37 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from calibration.loader import load_calibration
-from calibration.schema import OBSERVABLE_ROLES, Calibration
-from calibration.verbal_scale import describe
-from model import decide, explain, uncertainty
-from model.backends import Backend, make_backend
-from model.engine import ImpossibleEvidenceError
-from model.evidence import EvidenceError, EvidenceInput, check_state, likelihoods
-from model.evidence import normalise as normalise_evidence
+from model.analysis import decide, explain, uncertainty
+from model.analysis.network import CalibratedNetwork
+from model.analysis.triage import check_flags, screen
+from model.errors import EvidenceError, ImpossibleEvidenceError
+from model.inference.evidence import EvidenceInput, check_state, likelihoods
+from model.inference.evidence import normalise as normalise_evidence
 from model.results import Diagnosis, Posterior, SensitivityItem
-from model.triage import check_flags, screen
-from model.twin import TwinNetwork, build_twin
+from model.text.verbal import describe
 
 if TYPE_CHECKING:
     import pandas as pd
 
-DRAWS = 200
 
-
-class Model:
+class Model(CalibratedNetwork):
     """A calibrated discrete Bayesian network with fast exact queries and analyses.
 
     Build one with :func:`load_model`. Instances are read-only: recalibrating makes a new one.
     """
 
-    def __init__(self, calibration: Calibration, backend: str = "compiled") -> None:
-        self.calibration = calibration
-        nodes = calibration.nodes
-        self.variables: dict[str, list[str]] = calibration.variables
-        self.causes: list[str] = calibration.causes
-        self.cards = {n: len(s) for n, s in self.variables.items()}
-        self.parents = {n: list(node.parents) for n, node in nodes.items()}
-        self.latents = [n for n, node in nodes.items() if node.role in ("latent", "cause")]
-        self.observable = [n for n, node in nodes.items() if node.role in OBSERVABLE_ROLES]
-        self.cpts = calibration.cpts()
-        self.backend_name = backend
-        joint_sets = [tuple(s) for s in (self.causes, self.latents) if s]
-        self.backend: Backend = make_backend(
-            backend, self.variables, self.parents, self.cpts, joint_sets
-        )
-
     # ---- lazily built pieces -------------------------------------------------------------
     @cached_property
     def network(self) -> Any:
         """The calibration as a pgmpy ``DiscreteBayesianNetwork`` (imports pgmpy on first use)."""
-        from model.pgmpy_adapter import build_network
+        from model.inference.pgmpy_adapter import build_network
 
         return build_network(self.variables, self.parents, self.cpts)
 
-    @cached_property
-    def skeleton(self) -> nx.Graph:
-        g = nx.Graph()
-        g.add_nodes_from(self.variables)
-        g.add_edges_from((p, n) for n, ps in self.parents.items() for p in ps)
-        return g
-
-    def descendants(self, node: str) -> set[str]:
-        """Every node downstream of ``node``."""
-        return self._descendants[node]
-
-    @cached_property
-    def _descendants(self) -> dict[str, set[str]]:
-        g = nx.DiGraph()
-        g.add_nodes_from(self.variables)
-        g.add_edges_from((p, n) for n, ps in self.parents.items() for p in ps)
-        return {n: nx.descendants(g, n) for n in self.variables}
-
-    @cached_property
-    def twin(self) -> TwinNetwork:
-        return build_twin(self.variables, self.parents, self.cpts, self.calibration.fixes)
-
-    @cached_property
-    def twin_backend(self) -> Backend:
-        t = self.twin
-        return make_backend(self.backend_name, t.variables, t.parents, t.cpts)
-
-    @cached_property
-    def draws(self) -> dict[str, np.ndarray]:
-        confidence = {n: node.confidence for n, node in self.calibration.nodes.items()}
-        return uncertainty.dirichlet_draws(self.cpts, confidence, DRAWS)
-
-    @cached_property
-    def prior_causes(self) -> dict[str, float]:
-        return self._cause_probabilities(self.backend.query({}).marginals)
-
     # ---- helpers ---------------------------------------------------------------------------
-    def present_index(self, node: str) -> int:
-        """Index of the "present" state of a cause-like node: ``yes`` if it has one, else last."""
-        states = self.variables[node]
-        return states.index("yes") if "yes" in states else len(states) - 1
-
-    def _cause_probabilities(self, marginals: Mapping[str, np.ndarray]) -> dict[str, float]:
-        return {c: float(marginals[c][0, self.present_index(c)]) for c in self.causes}
-
     def _evidence(self, evidence: EvidenceInput | None) -> tuple[dict, dict]:
         hard, soft = normalise_evidence(evidence, self.variables)
         return hard, likelihoods(hard, soft, self.variables)
@@ -151,7 +86,7 @@ class Model:
         answered = check_flags(flags, self.calibration)
         triage = screen(hard, answered, self.calibration)
         res = self._query_one(lik, hard)
-        causes = self._cause_probabilities(res.marginals)
+        causes = self.cause_probabilities(res.marginals)
         joint = res.joints.get(tuple(self.latents))
         mpe, mpe_p = (
             explain.most_probable_explanation(self, joint[0]) if joint is not None else ({}, 1.0)

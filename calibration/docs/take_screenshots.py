@@ -32,7 +32,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
 import model  # noqa: E402  (needs ROOT on the path)
-from model.sampling import sample_cases, with_missing  # noqa: E402
+from model.learning.sampling import sample_cases, with_missing  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

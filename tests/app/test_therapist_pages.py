@@ -16,14 +16,16 @@ from streamlit.testing.v1 import AppTest
 
 import model
 from app_pages import therapist
-from calibration.access import ENV_VAR
+from calibration import editing as ed
 from calibration.cases import parse_cases_csv
 from calibration.loader import parse_calibration
-from calibration.store import NewCase, Store, StoreBusyError
-from calibration.verbal_scale import describe
-from model import calibrate_session as cs
-from model.checks import run_checks
-from model.sampling import sample_cases
+from calibration.store import NewCase, Store
+from model.analysis.checks import run_checks
+from model.learning.sampling import sample_cases
+from model.service import views
+from model.service.policy import review, self_contained, shipped_default
+from model.service.settings import PASSCODE_ENV as ENV_VAR
+from model.text.verbal import describe
 
 PASSCODE = "correct horse 42"
 NAME = "Dr Test"
@@ -193,7 +195,7 @@ def test_editing_a_number_changes_the_preview_after_values(home):
     assert preview_cell(second, "stabilizer_overload", "before") == before
     assert percent(after) < percent(before)
     # the page shows exactly what the library computes for the edited calibration
-    edited = cs.validate(cs.edit_node(CAL, "stabilizer_overload",
+    edited = review(ed.edit_node(CAL, "stabilizer_overload",
                                       {"training_age=first_sessions|yes": 0.20}))
     expected = model.Model(edited.calibration).posterior(dict(BEGINNER.evidence))
     assert after == describe(expected["stabilizer_overload"]["yes"])
@@ -254,10 +256,10 @@ def test_table_nodes_are_edited_one_column_at_a_time_with_the_rest_shown(home):
 
 
 def test_untouched_numbers_off_the_slider_steps_do_not_count_as_edits(home):
-    odd = cs.edit_node(CAL, "stabilizer_overload", {"training_age=novice|yes": 0.2468013579})
+    odd = ed.edit_node(CAL, "stabilizer_overload", {"training_age=novice|yes": 0.2468013579})
     odd = odd.with_table("onset", CAL.cpt("onset") * 0.9 + 0.1 / 3)  # off-grid table entries
-    with Store(store_file(home), seed_toml=cs.shipped_default_text()) as store:
-        store.add_version(cs.validate(odd).text, author="refit", activate=True)
+    with Store(store_file(home), seed_toml=self_contained(shipped_default())) as store:
+        store.add_version(self_contained(odd), author="refit", activate=True)
     at = unlock(page("calibrate"))
     for node in ("training_age", "stabilizer_overload", "onset"):
         at.selectbox(key="kp_cal_node").set_value(node).run()
@@ -270,7 +272,7 @@ def test_untouched_numbers_off_the_slider_steps_do_not_count_as_edits(home):
 def test_sensitivity_lists_the_numbers_the_scenarios_depend_on(home):
     at = unlock(page("calibrate"))
     table = at.get_by_key("kp_cal_sensitivity").table[0].value
-    expected = cs.scenario_sensitivity(M, top=10)
+    expected = views.scenario_sensitivity(M, top=10)
     assert len(table) == len(expected) > 0
     assert table.iloc[0]["moves a cause by"] == f"{100 * expected[0].swing:.1f} points"
     assert all(ANCHOR.search(v) for v in table["now"])
@@ -431,13 +433,18 @@ def test_pool_two_versions_into_a_new_version(home):
     assert cell == pytest.approx(0.675)
 
 
-def test_a_busy_store_is_reported_and_nothing_is_saved(home, monkeypatch):
-    def busy(*args, **kwargs):
-        raise StoreBusyError()
+def test_a_busy_store_is_reported_and_nothing_is_saved(home):
+    """Another writer holds the store's write lock past the timeout while the save runs."""
+    import sqlite3
 
     at = unlock(page("calibrate"))
-    monkeypatch.setattr(Store, "add_version", busy)
-    save_edit(at)
+    blocker = sqlite3.connect(store_file(home), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        save_edit(at)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
     assert any("store is busy" in e.value.lower() for e in at.error)
     assert [v.id for v in versions(home)[0]] == [1]
 
@@ -527,7 +534,7 @@ def seed_cases(home: Path, n: int = 300, seed: int = 3) -> None:
     new = [NewCase(evidence={k: row[k] for k in observable},
                    adjudicated={c: row[c] for c in CAL.causes})
            for row in frame.to_dict("records")]
-    with Store(store_file(home), seed_toml=cs.shipped_default_text()) as store:
+    with Store(store_file(home), seed_toml=self_contained(shipped_default())) as store:
         store.add_cases(new, therapist="seed")
 
 
@@ -543,7 +550,7 @@ def test_refit_preview_shows_convergence_moves_checks_and_held_out_metrics(home)
     assert at.get_by_key("kp_cases_checks").dataframe[0].value["result"].isin(
         ["pass", "FAIL"]).all()
     metrics = at.get_by_key("kp_cases_metrics").table[0].value
-    for name in cs.METRICS.values():
+    for name in views.METRICS.values():
         assert name in set(metrics["metric"]), name
     assert set(metrics["cause"]) == {CAL.nodes[c].title for c in CAL.causes}
     numbers = metrics[["before", "after"]].map(float)  # every metric is defined here
@@ -568,7 +575,7 @@ def test_refit_is_saved_as_a_new_version(home):
     listed, active = versions(home)
     assert [v.id for v in listed] == [1, 2] and active.id == 1  # saved, not activated
     assert listed[1].note == "refit from 400 cases (em)" and listed[1].author == NAME
-    assert cs.changed_nodes(CAL, parse_calibration(listed[1].toml_text))
+    assert ed.changed_nodes(CAL, parse_calibration(listed[1].toml_text))
 
 
 def test_make_it_active_starts_unticked_and_reads_the_same_on_both_pages(home):
@@ -586,7 +593,7 @@ def test_make_it_active_starts_unticked_and_reads_the_same_on_both_pages(home):
 
 
 def test_refit_without_adjudicated_causes_explains_the_missing_metrics(home):
-    with Store(store_file(home), seed_toml=cs.shipped_default_text()) as store:
+    with Store(store_file(home), seed_toml=self_contained(shipped_default())) as store:
         store.add_cases([NewCase({"training_age": "novice", "low_back_soreness": "mild"})] * 6,
                         therapist="seed")
     at = cases_page(home)
@@ -663,51 +670,6 @@ def test_case_capture_counts_the_answers_in_good_english(home, evidence, said):
     assert any(c.startswith(said) for c in captions), captions
 
 
-# ---- the helpers behind the pages (model/calibrate_session.py) ----------------------------------
-def test_edit_node_builds_a_new_calibration_and_the_first_state_takes_the_rest():
-    groups = {g.group: g for g in cs.number_groups(CAL, "low_back_soreness")}
-    assert set(groups) == {"leak", "stabilizer_overload=yes", "wrong_prime_mover=yes",
-                           "other_cause=yes"}
-    assert [s.state for s in groups["leak"].slots] == ["mild", "marked"]
-    assert groups["leak"].rest == pytest.approx(0.88)
-    edited = cs.edit_node(CAL, "low_back_soreness", {"stabilizer_overload=yes|mild": 0.5},
-                          confidence=33, rationale="why")
-    node = edited.nodes["low_back_soreness"]
-    assert node.params["stabilizer_overload"]["yes"] == pytest.approx([0.3, 0.5, 0.2])
-    assert (node.confidence, node.rationale, node.cpt) == (33.0, "why", "noisy_max")
-    # nothing shared was changed
-    assert CAL.nodes["low_back_soreness"].params["stabilizer_overload"]["yes"] == [0.15, 0.65,
-                                                                                   0.20]
-    assert cs.changed_nodes(CAL, edited) == ["low_back_soreness"]
-    # values equal to the current numbers change nothing, so nothing reads as edited
-    same = cs.edit_node(CAL, "low_back_soreness",
-                        {s.key: s.value for g in groups.values() for s in g.slots})
-    assert cs.changed_nodes(CAL, same) == []
-    with pytest.raises(KeyError, match="no number"):
-        cs.edit_node(CAL, "low_back_soreness", {"leak|none": 0.5})
-
-
-def test_validate_reports_every_problem_without_raising():
-    bad = cs.edit_node(CAL, "low_back_soreness", {"leak|mild": 0.7, "leak|marked": 0.5})
-    checked = cs.validate(bad)
-    assert not checked.ok and checked.calibration is None
-    assert any("'low_back_soreness'" in p and "leak" in p for p in checked.problems)
-    good = cs.validate(CAL)
-    assert good.ok and good.problems == () and len(good.calibration.scenarios) == len(
-        CAL.scenarios)
-
-
-def test_number_changes_compare_the_numbers_as_set():
-    edited = cs.edit_node(CAL, "stabilizer_overload", {"max_attempt=yes|yes": 0.5})
-    changes, other = cs.number_changes(CAL, edited)
-    assert other == []
-    assert [(c.node, c.group, c.state) for c in changes] == [
-        ("stabilizer_overload", "max_attempt=yes", "yes")]
-    assert changes[0].change == pytest.approx(0.10)
-    table = CAL.with_table("stabilizer_overload", CAL.cpt("stabilizer_overload"))
-    assert cs.number_changes(CAL, table)[1] == ["stabilizer_overload"]
-
-
 def test_assess_follows_the_active_version_and_rollback(home):
     """Activating a version changes what lifters see; rolling back restores it."""
     from dataclasses import replace
@@ -716,7 +678,6 @@ def test_assess_follows_the_active_version_and_rollback(home):
 
     from calibration.store import Store
     from calibration.writer import to_toml
-    from model.calibrate_session import shipped_default_text
 
     def shown_prior() -> int:
         at = AppTest.from_file(str(ROOT / "app_pages" / "assess.py"), default_timeout=TIMEOUT)
@@ -731,7 +692,7 @@ def test_assess_follows_the_active_version_and_rollback(home):
     old_prior = round(100 * model.Model(CAL).prior_causes["stabilizer_overload"])
     assert new_prior >= old_prior + 3
     assert shown_prior() == old_prior  # no store yet: the shipped calibration
-    with Store(store_file(home), seed_toml=shipped_default_text()) as store:
+    with Store(store_file(home), seed_toml=self_contained(shipped_default())) as store:
         store.add_version(to_toml(edited), author=NAME, note="higher leak", activate=True)
     assert shown_prior() == new_prior
     with Store(store_file(home)) as store:

@@ -1,0 +1,50 @@
+"""Red-flag screening: fixed rules that run before the network and are never averaged away."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from calibration.schema import Calibration
+from model.errors import EvidenceError
+from model.results import Triage
+
+_RANK = {"none": 0, "amber": 1, "red": 2}
+
+
+def check_flags(flags: Mapping[str, object] | None, calibration: Calibration) -> dict[str, bool]:
+    """Validate flag answers; unknown ids raise :class:`EvidenceError` listing valid ids."""
+    known = {f.id for f in calibration.red_flags}
+    out: dict[str, bool] = {}
+    if flags is not None and not isinstance(flags, Mapping):
+        raise EvidenceError(f"flags must map warning-sign ids to True/False, not "
+                            f"{type(flags).__name__}")
+    for fid, value in (flags or {}).items():
+        if fid not in known:
+            raise EvidenceError(
+                f"unknown warning-sign id {fid!r}; valid ids are: {', '.join(sorted(known))}"
+            )
+        if not isinstance(value, bool):
+            raise EvidenceError(f"warning sign {fid!r} must be answered True or False")
+        out[fid] = value
+    return out
+
+
+def screen(
+    evidence: Mapping[str, str], flags: Mapping[str, bool], calibration: Calibration
+) -> Triage:
+    """Apply the red-flag answers and the evidence rules; the highest level wins."""
+    level = "none"
+    reasons: list[str] = []
+    fired: list[str] = []
+    for flag in calibration.red_flags:
+        if flags.get(flag.id):
+            fired.append(flag.id)
+            reasons.append(flag.message or flag.question)
+            level = max(level, flag.level, key=_RANK.__getitem__)
+    for rule in calibration.evidence_rules:
+        if all(evidence.get(node) in states for node, states in rule.when.items()):
+            fired.append(rule.id)
+            reasons.append(rule.reason)
+            level = max(level, rule.level, key=_RANK.__getitem__)
+    message = {"red": calibration.messages.red, "amber": calibration.messages.amber}.get(level, "")
+    return Triage(level=level, reasons=tuple(reasons), fired=tuple(fired), message=message)

@@ -1,0 +1,138 @@
+"""Every refusal a user of knowpain can meet, as one small family of exceptions.
+
+``KnowpainError`` is the base. Its subclasses say *why* something was refused, and the
+command line maps each one to an exit status in one table (:mod:`model.cli.status`); the app
+shows the message as it is. Anything that is not a ``KnowpainError`` is a bug: it surfaces
+as a traceback (exit status 1), never as "bad input".
+
+This module imports nothing from the project, so every layer, the calibration package
+included, can raise these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AccessError",
+    "CalibrationError",
+    "CaseImportError",
+    "EvidenceError",
+    "ImpossibleEvidenceError",
+    "InputError",
+    "KnowpainError",
+    "NotFoundError",
+    "OutputError",
+    "RefusedError",
+    "StoreBusyError",
+    "StoreError",
+    "UsageError",
+    "quote",
+]
+
+#: Longest piece of user text a message repeats before cutting it short.
+QUOTE_LIMIT = 80
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr`` of a user-supplied value, cut to ``limit`` characters (messages never echo a
+    100,000-character argument back whole)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
+class KnowpainError(Exception):
+    """Base of every error knowpain raises on purpose; the message says what to do."""
+
+
+class InputError(KnowpainError, ValueError):
+    """Something the user gave (an argument, a file, a link, a value) is not allowed."""
+
+
+class UsageError(InputError):
+    """A command-line argument or Python API argument that is missing or malformed."""
+
+
+class EvidenceError(InputError):
+    """Evidence naming an unknown node or state, or findings that cannot be true together."""
+
+
+class ImpossibleEvidenceError(EvidenceError):
+    """The evidence has probability zero under the network; ``rows`` are the offending rows."""
+
+    def __init__(self, rows: Sequence[int], detail: str = "") -> None:
+        self.rows = list(rows)
+        where = f" (row(s) {', '.join(map(str, self.rows[:10]))})" if len(self.rows) > 1 else ""
+        super().__init__(
+            f"the evidence is impossible under this calibration{where}: it has probability "
+            f"zero{': ' + detail if detail else ''}"
+        )
+
+
+class CalibrationError(InputError):
+    """A calibration that cannot be used; ``problems`` lists every issue found (the message
+    shows the first ``limit`` and a count of the rest)."""
+
+    limit = 50
+
+    def __init__(self, problems: Sequence[str], source: str = "calibration") -> None:
+        self.problems = list(problems)
+        self.source = source
+        shown = self.problems[: self.limit]
+        lines = "\n".join(f"  - {p}" for p in shown)
+        if len(self.problems) > len(shown):
+            lines += f"\n  - ... and {len(self.problems) - len(shown)} more problem(s)"
+        super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+
+
+class CaseImportError(InputError):
+    """A cases file that cannot be imported; ``problems`` name the row and column."""
+
+    limit = 20
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        shown = self.problems[: self.limit]
+        lines = [f"{len(self.problems)} problem(s) in the cases file; nothing was imported:"]
+        lines += [f"  - {p}" for p in shown]
+        if len(self.problems) > len(shown):
+            lines.append(f"  ... and {len(self.problems) - len(shown)} more")
+        super().__init__("\n".join(lines))
+
+
+class NotFoundError(InputError, LookupError):
+    """A calibration version or case id that is not in the store."""
+
+
+class RefusedError(KnowpainError):
+    """A well-formed request that a safety or quality rule turns down.
+
+    ``reasons`` lists every rule that refused it (a behaviour check that fails, a red-flag
+    rule that would be weakened, …); nothing was changed.
+    """
+
+    def __init__(self, message: str, reasons: Sequence[str] = ()) -> None:
+        self.reasons = list(reasons)
+        lines = "".join(f"\n  - {r}" for r in self.reasons)
+        super().__init__(f"{message}{lines}")
+
+
+class AccessError(KnowpainError, PermissionError):
+    """A therapist action was refused: no passcode configured, none given, or a wrong one."""
+
+
+class StoreError(KnowpainError):
+    """The calibration store could not be opened, read or written; nothing was half-saved."""
+
+
+class StoreBusyError(StoreError):
+    """Another process held the store past the timeout; nothing was written."""
+
+    def __init__(self, message: str = "store is busy, try again") -> None:
+        super().__init__(message)
+
+
+class OutputError(KnowpainError):
+    """An output file could not be written (it exists, its folder is missing, disk full)."""

@@ -1,0 +1,123 @@
+"""The knowpain command: text and JSON output, and exit status 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from model.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "model.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_text_output_shows_causes_with_words_and_disclaimer(capsys):
+    assert main(["diagnose", "training_age=first_sessions", "low_back_soreness=mild"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"Stabilizers overloaded: \d+ % — (expected|probable)", out), out
+    assert re.search(r"before your answers: \d+ % — [a-z(]", out)  # prior with its word
+    assert "not a diagnosis" in out.lower()
+
+
+def test_json_output_is_machine_readable(capsys):
+    assert main(["diagnose", "bracing_loss=often", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["causes"]) == {"stabilizer_overload", "wrong_prime_mover", "other_cause"}
+    assert data["triage"]["level"] == "none"
+    assert data["fixes"][0]["target"] == "bracing_loss"
+
+
+def test_red_flag_withholds_causes_in_text(capsys):
+    assert main(["diagnose", "--flag", "saddle_numbness", "low_back_soreness=mild"]) == 0
+    out = capsys.readouterr().out
+    assert "RED" in out and "withheld" in out
+    assert "Likely causes" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["diagnose", "training_age=expert"], "valid states are: first_sessions"),
+        (["diagnose", "nonsense=1"], "valid nodes are: training_age"),
+        (["diagnose", "training_age"], "NODE=STATE"),
+        (["diagnose", "--flag", "nope"], "valid ids are"),
+        (["validate", "/nonexistent.toml"], "file not found"),
+    ],
+)
+def test_bad_input_exits_2_with_a_helpful_message(args, needle):
+    proc = run(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+
+
+def test_usage_error_exits_2():
+    proc = run("frobnicate")
+    assert proc.returncode == 2
+    assert "invalid choice" in proc.stderr
+
+
+def test_validate_and_export(tmp_path, capsys):
+    from calibration.loader import DEFAULT_PATH
+
+    assert main(["validate", str(DEFAULT_PATH)]) == 0
+    assert "behaviour checks pass" in capsys.readouterr().out
+    for fmt in ("bif", "xmlbif", "toml"):
+        out = tmp_path / f"net.{fmt}"
+        assert main(["export", "--format", fmt, "--out", str(out)]) == 0
+        assert out.stat().st_size > 1000
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[nodes.a]\nstates = ['x']\ncpt = 'table'\ntable = [1.0]\n")
+    assert main(["validate", str(bad)]) == 2
+    assert "node 'a' field 'states'" in capsys.readouterr().err
+
+
+def test_query_path_does_not_import_pgmpy():
+    code = (
+        "import sys; from model.cli import main; main(['diagnose', 'max_attempt=yes']); "
+        "assert 'pgmpy' not in sys.modules, 'pgmpy imported'; print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_diagnose_follows_the_store_active_version_unless_a_file_is_given(tmp_path, capsys):
+    from dataclasses import replace
+
+    from calibration.loader import DEFAULT_PATH, load_calibration
+    from calibration.store import Store
+    from calibration.writer import to_toml
+
+    cal = load_calibration()
+    node = cal.nodes["stabilizer_overload"]
+    params = {**node.params, "training_age": {**node.params["training_age"], "novice": 0.9}}
+    edited = replace(cal, nodes={**cal.nodes, "stabilizer_overload": replace(node, params=params)})
+    store_path = tmp_path / "store.sqlite"
+
+    def overload(*extra: str) -> float:
+        assert main(["diagnose", "training_age=novice", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["causes"]["stabilizer_overload"]
+
+    shipped = overload("--store", str(store_path))  # no store yet: the shipped calibration
+    assert not store_path.exists()  # reading never creates a store
+    with Store(store_path, seed_toml=DEFAULT_PATH.read_text()) as store:
+        store.add_version(to_toml(edited), author="t", note="n", activate=True)
+    assert overload("--store", str(store_path)) > shipped + 0.1
+    assert overload("--store", str(store_path), "--calibration", str(DEFAULT_PATH)) == shipped
+
+
+def test_export_refuses_to_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "net.toml"
+    out.write_text("keep me")
+    assert main(["export", "--format", "toml", "--out", str(out)]) == 6  # ExitStatus.CANNOT_WRITE
+    assert "--force" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+    assert main(["export", "--format", "toml", "--out", str(out), "--force"]) == 0
+    assert "[nodes.training_age]" in out.read_text()

@@ -1,0 +1,223 @@
+"""The analyses behind diagnose(), each checked against a direct computation."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import model
+from model.inference.batching import entropy
+
+
+def p_yes(m, cause, evidence):
+    return m.probability(f"{cause}=yes", evidence)
+
+
+def test_diagnose_causes_equal_posterior(default_model):
+    ev = {"training_age": "first_sessions", "low_back_soreness": "mild"}
+    d = default_model.diagnose(ev)
+    post = default_model.posterior(ev)
+    for c in default_model.causes:
+        assert d.causes[c] == pytest.approx(post[c]["yes"], abs=1e-12)
+        assert d.prior_causes[c] == pytest.approx(default_model.posterior({})[c]["yes"])
+    assert set(d.causes) == {"stabilizer_overload", "wrong_prime_mover", "other_cause"}
+
+
+def test_results_are_frozen(default_model):
+    d = default_model.diagnose({})
+    with pytest.raises(AttributeError):
+        d.causes = {}  # type: ignore[misc]
+
+
+def test_explanation_is_log_odds_change_when_withheld(default_model):
+    m = default_model
+    ev = {"bracing_loss": "often", "glute_soreness": "yes", "low_back_soreness": "mild"}
+    d = m.diagnose(ev)
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    for c in m.causes:
+        items = {x.node: x for x in d.explanation[c]}
+        assert set(items) == set(ev)
+        for f in ev:
+            without = {k: v for k, v in ev.items() if k != f}
+            expected = logit(p_yes(m, c, ev)) - logit(p_yes(m, c, without))
+            assert items[f].log_odds == pytest.approx(expected, abs=1e-9)
+    wpm = {x.node: x for x in d.explanation["wrong_prime_mover"]}
+    assert wpm["bracing_loss"].log_odds > 0  # bracing lost pushes the wrong mover up
+    assert wpm["glute_soreness"].log_odds < 0  # sore glutes push it down
+    assert wpm["bracing_loss"].path == ("bracing_loss", "wrong_prime_mover")
+
+
+def test_shapley_values_sum_to_total_log_odds_shift(default_model):
+    m = default_model
+    ev = {"bracing_loss": "often", "training_age": "novice", "onset": "next_day"}
+    d = m.diagnose(ev, shapley=True)
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    for c in m.causes:
+        total = sum(x.shapley for x in d.explanation[c])
+        assert total == pytest.approx(logit(p_yes(m, c, ev)) - logit(p_yes(m, c, {})), abs=1e-9)
+
+
+def test_information_gain_matches_brute_force(default_model):
+    m = default_model
+    ev = {"low_back_soreness": "mild"}
+    d = m.diagnose(ev)
+
+    def cause_entropy(evidence):
+        """H(causes | evidence) from the chain rule, one direct query per factor."""
+        joint = np.zeros((2, 2, 2))
+        for states in itertools.product(("no", "yes"), repeat=3):
+            p, cond = 1.0, dict(evidence)
+            for cause, state in zip(m.causes, states, strict=True):
+                p *= m.probability(f"{cause}={state}", cond)
+                cond[cause] = state
+            joint[tuple(("no", "yes").index(s) for s in states)] = p
+        return float(entropy(joint.ravel()))
+
+    h0 = cause_entropy(ev)
+    for q in d.next_questions[:3]:
+        post = m.posterior(ev)[q.node]
+        expected = h0 - sum(p * cause_entropy({**ev, q.node: s}) for s, p in post.items())
+        assert q.gain == pytest.approx(expected, abs=1e-9)
+    gains = [q.gain for q in d.next_questions]
+    assert gains == sorted(gains, reverse=True)
+    assert all(g >= 0 for g in gains)
+    assert not {q.node for q in d.next_questions} & (set(ev) | set(m.latents))
+
+
+def test_fix_effect_is_drop_at_next_session(default_model):
+    m = default_model
+    ev = {"bracing_loss": "often", "training_age": "trained"}
+    d = m.diagnose(ev)
+    fixes = {f.target: f for f in d.fixes}
+    assert "bracing_loss" in fixes
+    # with no symptoms observed, the next session is the same network: do(bracing=no) on a
+    # root is just setting it
+    sore = lambda e: 1 - m.posterior(e)["low_back_soreness"]["none"]  # noqa: E731
+    f = fixes["bracing_loss"]
+    assert f.outcome_before == pytest.approx(sore(ev), abs=1e-9)
+    assert f.outcome_after == pytest.approx(sore({**ev, "bracing_loss": "no"}), abs=1e-9)
+    assert f.effect == pytest.approx(f.outcome_before - f.outcome_after)
+    assert d.fixes[0].target == "bracing_loss"
+    effects = [x.effect for x in d.fixes]
+    assert effects == sorted(effects, reverse=True)
+    assert f.cues
+
+
+def test_fix_not_offered_when_already_good(default_model):
+    d = default_model.diagnose({"bracing_loss": "no", "max_attempt": "no"})
+    targets = {f.target for f in d.fixes}
+    assert "bracing_loss" not in targets and "max_attempt" not in targets
+
+
+def test_symptoms_inform_the_next_session_through_shared_habits(default_model):
+    """Marked soreness now makes 'bracing unknown' look worse, so fixing bracing helps more."""
+    m = default_model
+    calm = {f.target: f.effect for f in m.diagnose({}).fixes}
+    sore = {f.target: f.effect for f in m.diagnose({"low_back_soreness": "marked"}).fixes}
+    assert sore["bracing_loss"] > calm["bracing_loss"]
+
+
+def test_mpe_matches_enumeration(default_model):
+    m = default_model
+    ev = {"training_age": "first_sessions", "low_back_soreness": "marked", "onset": "next_day"}
+    d = m.diagnose(ev)
+    best, best_p = None, -1.0
+    for states in itertools.product(*(m.variables[n] for n in m.latents)):
+        assign = dict(zip(m.latents, states, strict=True))
+        p, cond = 1.0, dict(ev)
+        for n, s in assign.items():
+            p *= m.probability(f"{n}={s}", cond)
+            cond[n] = s
+        if p > best_p:
+            best, best_p = assign, p
+    assert d.most_probable_explanation == best
+    assert d.mpe_probability == pytest.approx(best_p, abs=1e-9)
+
+
+def test_intervals_bracket_the_estimate_and_narrow_with_confidence(default_model):
+    from dataclasses import replace
+
+    d = default_model.diagnose({"bracing_loss": "often"})
+    for c, iv in d.cause_intervals.items():
+        assert 0 <= iv.low < iv.high <= 1
+        assert iv.low - 0.05 <= d.causes[c] <= iv.high + 0.05
+    cal = default_model.calibration
+    sure = replace(cal, nodes={n: replace(s, confidence=s.confidence * 50)
+                               for n, s in cal.nodes.items()})
+    d2 = model.Model(sure).diagnose({"bracing_loss": "often"})
+    for c in d.causes:
+        width = d.cause_intervals[c].high - d.cause_intervals[c].low
+        width2 = d2.cause_intervals[c].high - d2.cause_intervals[c].low
+        assert width2 < width / 3
+
+
+def test_sensitivity_finds_the_parameters_that_matter(default_model):
+    items = default_model.sensitivity("wrong_prime_mover=yes", {"bracing_loss": "often"})
+    assert items[0].swing >= items[-1].swing
+    assert {it.node for it in items[:5]} & {"wrong_prime_mover", "bracing_loss"}
+    # a parameter of a disconnected-by-evidence part barely matters
+    swing = {(it.node, it.column, it.state): it.swing for it in
+             default_model.sensitivity("wrong_prime_mover=yes", {"bracing_loss": "often"},
+                                       top=None)}
+    assert swing[("bracing_loss", "", "often")] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_impossible_evidence_is_an_error_not_nan():
+    from calibration.loader import parse_calibration
+
+    cal = parse_calibration(
+        '[nodes.a]\nstates = ["x", "y"]\ncpt = "table"\ntable = [1.0, 0.0]\n'
+        '[nodes.b]\nstates = ["u", "v"]\nparents = ["a"]\ncpt = "table"\n'
+        '[nodes.b.table]\nx = [1.0, 0.0]\ny = [0.5, 0.5]\n'
+    )
+    m = model.Model(cal)
+    with pytest.raises(model.EvidenceError, match="impossible evidence: b=v"):
+        m.posterior({"b": "v"})
+
+
+def test_soft_evidence_is_accepted_and_validated(default_model):
+    post = default_model.posterior({"bracing_loss": {"often": 0.8, "sometimes": 0.2}})
+    assert "bracing_loss" in post
+    with pytest.raises(model.EvidenceError, match="valid states"):
+        default_model.posterior({"bracing_loss": {"always": 1.0}})
+
+
+def test_explanation_paths_follow_active_trails_only(default_model):
+    d = default_model.diagnose({"training_age": "first_sessions", "low_back_soreness": "mild"})
+    path = {x.node: x.path for x in d.explanation["wrong_prime_mover"]}["training_age"]
+    # glute_soreness is an unobserved collider, so the influence runs through the observed
+    # soreness instead (explaining away between the causes)
+    assert "glute_soreness" not in path
+    assert path[0] == "training_age" and path[-1] == "wrong_prime_mover"
+    assert "low_back_soreness" in path
+
+
+def test_fix_effect_with_symptoms_matches_enumeration_over_shared_habits(default_model):
+    """Next session = same habits and plan (the roots), fresh everything else."""
+    m = default_model
+    ev = {"low_back_soreness": "marked", "training_age": "novice", "onset": "next_day"}
+    roots = [n for n in m.variables if not m.parents[n]]
+    free = [n for n in roots if n not in ev]
+
+    def next_session_soreness(do: dict[str, str]) -> float:
+        total = 0.0
+        for states in itertools.product(*(m.variables[n] for n in free)):
+            assign = dict(zip(free, states, strict=True))
+            p, cond = 1.0, dict(ev)
+            for n, s in assign.items():
+                p *= m.probability(f"{n}={s}", cond)
+                cond[n] = s
+            habits = {n: cond[n] for n in roots}
+            habits.update(do)
+            total += p * (1 - m.posterior(habits)["low_back_soreness"]["none"])
+        return total
+
+    fixes = {f.target: f for f in m.diagnose(ev).fixes}
+    f = fixes["bracing_loss"]
+    assert f.outcome_before == pytest.approx(next_session_soreness({}), abs=1e-9)
+    assert f.outcome_after == pytest.approx(
+        next_session_soreness({"bracing_loss": "no"}), abs=1e-9
+    )

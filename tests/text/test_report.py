@@ -1,0 +1,63 @@
+"""model.text.report: link parsing round trips and the words around the numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+import model
+from model.results import Interval
+from model.text import report
+
+M = model.load_model()
+CAL = M.calibration
+
+
+def test_link_round_trip():
+    evidence = {"bracing_loss": "often", "training_age": "novice"}
+    params = report.link_params(evidence, {"pain_7_or_more", "saddle_numbness"}, CAL)
+    assert list(params) == ["training_age", "bracing_loss", "flags"]  # calibration order
+    assert params["flags"] == "saddle_numbness,pain_7_or_more"  # screen order
+    back = report.parse_link(params, CAL)
+    assert back.evidence == evidence
+    assert back.flags == {"pain_7_or_more", "saddle_numbness"}
+    assert back.notices == ()
+
+
+def test_bad_link_parts_are_ignored_with_one_notice_each():
+    parsed = report.parse_link(
+        {"training_age": "expert", "nope": "1", "onset": ["same_day", "during_lift"],
+         "flags": ["fever_or_unwell,,bogus"], "max_attempt": "not_sure"},
+        CAL,
+    )
+    assert parsed.evidence == {"onset": "during_lift"}  # last value of a repeated key wins
+    assert parsed.flags == {"fever_or_unwell"}
+    assert len(parsed.notices) == 3
+    assert any("First few sessions" in n for n in parsed.notices)  # lists valid answers
+
+
+def test_percent_and_interval_words():
+    assert report.percent(0.001) == "<1 %"
+    assert report.percent(0.9999) == ">99 %"
+    assert report.percent(0.725) == "73 %"
+    assert report.interval_text(Interval(0.12, 0.345)) == "90 % interval: 12–35 %"
+    assert report.interval_text(Interval(float("nan"), 0.3)) == ""
+
+
+@pytest.mark.parametrize(
+    ("log_odds", "word"),
+    [(0.1, "slightly raises"), (-0.3, "somewhat lowers"), (0.7, "clearly raises"),
+     (-2.0, "strongly lowers")],
+)
+def test_push_words(log_odds, word):
+    assert report.push_word(log_odds) == word
+
+
+def test_report_is_plain_markdown_with_every_section():
+    d = M.diagnose({"training_age": "first_sessions", "low_back_soreness": "mild"})
+    text = report.build_report(CAL, d, link="http://x/?training_age=first_sessions")
+    for heading in ("# knowpain summary", "## Warning signs", "## Your answers",
+                    "## Likely explanations", "### Why", "## Worth asking next",
+                    "## What to change, most helpful first"):
+        assert heading in text
+    assert d.best_guess in text
+    assert text.rstrip().endswith(CAL.messages.disclaimer.rstrip())
