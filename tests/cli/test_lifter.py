@@ -6,9 +6,11 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from calibration.loader import DEFAULT_PATH
 from model.cli import main
 
 
@@ -121,3 +123,23 @@ def test_export_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert out.read_text() == "keep me"
     assert main(["export", "--format", "toml", "--out", str(out), "--force"]) == 0
     assert "[nodes.training_age]" in out.read_text()
+
+
+def test_app_passes_every_option_to_streamlit(monkeypatch):
+    """`knowpain app --server.port 8600` reaches `streamlit run` as given, after the
+    options that hide the Deploy button; the script is the one inside the package."""
+    from model.cli import lifter
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(lifter.subprocess, "call", lambda cmd: seen.append(cmd) or 0)
+    assert main(["app", "--server.port", "8600", "--server.headless", "true"]) == 0
+    (cmd,) = seen
+    assert cmd[1:4] == ["-m", "streamlit", "run"]
+    assert Path(cmd[4]) == lifter.APP_MAIN and lifter.APP_MAIN.is_file()
+    assert cmd[-4:] == ["--server.port", "8600", "--server.headless", "true"]
+    assert cmd[cmd.index("--client.toolbarMode") + 1] == "minimal"
+
+
+def test_where_prints_the_shipped_default(capsys):
+    assert main(["where", "default"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == DEFAULT_PATH

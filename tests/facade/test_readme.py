@@ -25,3 +25,30 @@ def test_two_commands_come_first_and_exist():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^app:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_every_command_line_in_the_readme_runs_as_written(tmp_path):
+    """The command-line and therapist blocks run in order in a fresh folder, each line
+    exiting 0 (``knowpain app`` starts a server: the wheel check and e2e tests cover it)."""
+    import os
+    import subprocess
+    import sys
+
+    from calibration.loader import load_calibration
+    from model.learning.sampling import sample_cases
+
+    blocks = [re.search(rf"{heading}\n.*?```bash\n(.*?)```", README, re.S).group(1)
+              for heading in ("## Command line", "## For therapists")]
+    lines = [ln for b in blocks for ln in b.splitlines()
+             if ln.strip() and not ln.startswith("knowpain app")]
+    assert len(lines) >= 15
+    cases = sample_cases(load_calibration(), 3000, seed=11)
+    cases.insert(0, "case_id", range(len(cases)))
+    cases.to_csv(tmp_path / "clinic.csv", index=False)
+    env = {**os.environ, "HOME": str(tmp_path), "KNOWPAIN_HOME": str(tmp_path / "home"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    script = "set -euo pipefail\n" + "\n".join(f"{ln} >/dev/null" for ln in lines)
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "pooled.toml").is_file() and (tmp_path / "all_cases.csv").is_file()
