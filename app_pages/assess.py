@@ -9,7 +9,7 @@ import streamlit as st
 from app_pages import common
 from app_pages.case_capture import render_case_capture
 from calibration.schema import NodeSpec
-from model.results import Diagnosis
+from model.results import Diagnosis, Fix
 from model.text import report
 from model.text.verbal import describe
 
@@ -33,34 +33,52 @@ for notice in ss.get(common.NOTICES, ()):
 
 
 # ---- 1. warning signs --------------------------------------------------------------------------
-def warning_signs() -> frozenset[str]:
+def warning_signs() -> tuple[frozenset[str], bool]:
+    """The screen: the ticked signs, and whether the lifter said none of the others apply."""
     st.subheader("1 · Warning signs first")
     st.markdown(
-        "Tick any that apply. These are checked by fixed rules before the model is used, "
-        "because a rare but serious problem must never be averaged away."
+        "Tick any that apply, then confirm the rest do not. These are checked by fixed rules "
+        "before the model is used, because a rare but serious problem must never be averaged "
+        "away. No estimates are shown until every sign is answered."
     )
     ticked_before = common.ticked_flags()
+    ticked: set[str] = set()
+
+    def box(flag) -> None:
+        key = common.flag_key(flag.id)
+        if key not in ss:
+            ss[key] = flag.id in ticked_before
+        if st.checkbox(flag.question, key=key, help=flag.help or None, wrap=True):
+            ticked.add(flag.id)
+
+    context = [f for f in cal.red_flags if f.level == "context"]
+    if context:
+        st.markdown("**About you**")
+        for flag in context:
+            box(flag)
     groups = (
         ("red", "**Get medical help** if any of these apply"),
         ("amber", "**Get checked before heavy lifting** if any of these apply"),
     )
     cols = st.columns(len(groups), gap="medium")
-    ticked: set[str] = set()
     for col, (level, heading) in zip(cols, groups, strict=True):
         with col:
             st.markdown(heading)
             for flag in (f for f in cal.red_flags if f.level == level):
-                key = common.flag_key(flag.id)
-                if key not in ss:
-                    ss[key] = flag.id in ticked_before
-                if st.checkbox(flag.question, key=key, help=flag.help or None, wrap=True):
-                    ticked.add(flag.id)
-    return frozenset(ticked)
+                box(flag)
+    if common.NONE_APPLY_WIDGET not in ss:
+        ss[common.NONE_APPLY_WIDGET] = common.none_apply()
+    label = ("None of the other signs apply to me" if ticked
+             else "None of these apply to me")
+    none = st.checkbox(f"**{label}**", key=common.NONE_APPLY_WIDGET,
+                       help="Unticked boxes are not taken as a no: confirm it here.")
+    return frozenset(ticked), bool(none)
 
 
 with st.container(border=True, key="warning_signs"):
-    flags = warning_signs()
+    flags, none_apply = warning_signs()
 ss[common.FLAGS] = flags
+ss[common.NONE_APPLY] = none_apply
 routing = st.container(key="routing")  # the red routing message goes right under the screen
 
 
@@ -149,38 +167,67 @@ def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
     for q in shown[:TOP_QUESTIONS]:
         spec = cal.nodes[q.node]
         st.markdown(common.nb(
-            f"- **{spec.title}** — {report.gain_word(q.gain)} "
-            f"(expected gain {q.gain:.2f} bits; likely answer: "
-            f"{spec.state_label(q.likely_answer)}, "
+            f"- **{spec.title}** — {report.gain_word(q.gain)} to answer "
+            f"(likely answer: {spec.state_label(q.likely_answer)}, "
             f"{describe(q.answer_probabilities[q.likely_answer])})"
         ))
 
 
-def fixes(d: Diagnosis) -> None:
-    st.markdown("##### What to change, most helpful first")
-    if not d.fixes:
-        st.markdown("No change in the catalogue is expected to help with these answers.")
-        return
-    for i, fix in enumerate(d.fixes, start=1):
-        with st.container(border=True, key=f"fix_{fix.target}"):
-            st.markdown(f"**{i}. {fix.title}** — {report.effect_word(fix.effect)}")
-            st.markdown(common.nb(f"Fixing this: {report.what_if(fix, cal)}."))
-            with st.expander("Cues, drills and advice", expanded=i == 1):
-                if fix.cues:
-                    st.markdown("**Cues:** " + " · ".join(f"“{c}”" for c in fix.cues))
-                if fix.drills:
-                    st.markdown("**Drills:**\n" + "\n".join(f"- {x}" for x in fix.drills))
-                if fix.advice:
-                    st.markdown(fix.advice)
-                if fix.source:
-                    st.caption(f"Source: {fix.source}")
+def advice(d: Diagnosis) -> None:
+    for item in d.advice:
+        with st.container(border=True, key=f"advice_{item.id}"):
+            st.markdown(f"**{item.title}**")
+            st.markdown(item.text)
+            if item.source:
+                st.caption(f"Source: {item.source}")
+
+
+def fix_card(i: int, fix: Fix, expanded: bool) -> None:
+    with st.container(border=True, key=f"fix_{fix.target}"):
+        st.markdown(f"**{i}. {fix.title}** — {report.effect_word(fix.effect)}")
+        st.markdown(common.nb(f"Fixing this: {report.what_if(fix, cal)}."))
+        with st.expander("Cues, drills and advice", expanded=expanded):
+            if fix.cues:
+                st.markdown("**Cues:** " + " · ".join(f"“{c}”" for c in fix.cues))
+            if fix.drills:
+                st.markdown("**Drills:**\n" + "\n".join(f"- {x}" for x in fix.drills))
+            if fix.advice:
+                st.markdown(fix.advice)
+            if fix.source:
+                st.caption(f"Source: {fix.source}")
+
+
+def what_to_do(d: Diagnosis) -> None:
+    st.markdown("##### What to do")
+    if d.forecast is not None:
+        st.markdown(common.nb(report.forecast_text(d.forecast, cal) + "."))
+    advice(d)
+    main = [f for f in d.fixes if not f.minor]
+    minor = [f for f in d.fixes if f.minor]
+    limit = round(100 * cal.fix_policy.min_effect)
+    if main:
+        st.markdown("**What to change, most helpful first**")
+        for i, fix in enumerate(main, start=1):
+            fix_card(i, fix, expanded=i == 1)
+    elif d.forecast is not None:
+        st.markdown(f"No single change is expected to lower next session's chance of "
+                    f"soreness by {limit} points or more.")
+    if minor:
+        with st.expander(f"Minor changes (each under {limit} points)"):
+            for i, fix in enumerate(minor, start=len(main) + 1):
+                fix_card(i, fix, expanded=False)
 
 
 def results(d: Diagnosis, answered: dict[str, str]) -> None:
-    st.subheader("3 · What's likely and what to change")
+    st.subheader("3 · What's likely and what to do")
     level = d.triage.level
     if d.triage.blocks_results:
         red_screen(d)
+        return
+    if d.triage.withhold_estimates:
+        st.info("**Answer the warning signs first.** Tick any that apply, or tick *None of "
+                "these apply to me*. The estimates appear once every sign is answered.",
+                icon=":material/checklist:")
         return
     if level == "amber":
         st.warning(f"**{d.triage.message}**", icon=":material/warning:")
@@ -188,7 +235,8 @@ def results(d: Diagnosis, answered: dict[str, str]) -> None:
             st.markdown(f"- {reason}")
         st.badge("Less reliable: for information only", icon=":material/warning:",
                  color="orange")
-    st.markdown(common.nb(f"**Best guess:** {d.best_guess}"))
+    if d.best_guess:
+        st.markdown(common.nb(f"**Best guess:** {d.best_guess}"))
     st.caption(
         "Each bar is the chance that this explanation applies, with its 90 % interval "
         "hatched and ▲ marking the starting estimate before your answers. Explanations can "
@@ -197,7 +245,7 @@ def results(d: Diagnosis, answered: dict[str, str]) -> None:
     for cause in sorted(d.causes, key=lambda c: -d.causes[c]):
         cause_card(d, cause)
     next_questions(d, answered)
-    fixes(d)
+    what_to_do(d)
 
 
 def share(d: Diagnosis, params: dict[str, str]) -> None:
@@ -223,8 +271,8 @@ left, right = st.columns([5, 6], gap="large")
 with left, st.container(key="questions"):
     answered = questions()
 evidence = common.active_evidence(cal, answered)
-diagnosis = common.diagnose(loaded, evidence, flags)
-link_params = report.link_params(evidence, flags, cal)
+diagnosis = common.diagnose(loaded, evidence, flags, none_apply)
+link_params = report.link_params(evidence, flags, cal, none_apply)
 with right, st.container(key="results"):
     results(diagnosis, answered)
     share(diagnosis, link_params)

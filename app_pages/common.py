@@ -25,6 +25,8 @@ NOT_SURE = "Not sure"
 #: Session-state keys. Answers live outside widget keys so they survive page switches.
 ANSWERS = "kp_answers"
 FLAGS = "kp_flags"
+NONE_APPLY = "kp_none_apply"
+NONE_APPLY_WIDGET = "flag__none_apply"
 NOTICES = "kp_notices"
 
 #: How observable roles are grouped on the Assess page.
@@ -91,16 +93,21 @@ def current_model() -> LoadedModel:
 def _diagnose(
     token: str,
     evidence: tuple[tuple[str, str], ...],
-    flags: tuple[str, ...],
+    flags: tuple[tuple[str, bool], ...],
     _model: model.Model,
 ) -> Diagnosis:
-    return _model.diagnose(dict(evidence), flags=dict.fromkeys(flags, True))
+    return _model.diagnose(dict(evidence), flags=dict(flags))
 
 
-def diagnose(loaded: LoadedModel, evidence: Mapping[str, str], flags: frozenset[str]) -> Diagnosis:
-    """``Model.diagnose`` once per distinct (model, evidence, ticked flags)."""
-    return _diagnose(loaded.token, report.evidence_key(evidence), tuple(sorted(flags)),
-                     loaded.model)
+def diagnose(loaded: LoadedModel, evidence: Mapping[str, str], flags: frozenset[str],
+             none_apply: bool = False) -> Diagnosis:
+    """``Model.diagnose`` once per distinct (model, evidence, warning-sign answers).
+
+    Ticked signs are answered yes; the others are answered no only when the lifter said
+    none of the other signs apply — an unticked box alone is not a "no"."""
+    answers = report.flag_answers(flags, none_apply, loaded.calibration)
+    return _diagnose(loaded.token, report.evidence_key(evidence),
+                     tuple(sorted(answers.items())), loaded.model)
 
 
 # ---- the session's answers -------------------------------------------------------------------
@@ -113,6 +120,7 @@ def init_session(cal: Calibration) -> None:
     parsed = report.parse_link(params, cal)
     ss[ANSWERS] = dict(parsed.evidence)
     ss[FLAGS] = frozenset(parsed.flags)
+    ss[NONE_APPLY] = parsed.none_apply
     ss[NOTICES] = parsed.notices
 
 
@@ -122,6 +130,11 @@ def answers() -> dict[str, str]:
 
 def ticked_flags() -> frozenset[str]:
     return frozenset(st.session_state.get(FLAGS, frozenset()))
+
+
+def none_apply() -> bool:
+    """Whether the lifter said none of the (other) warning signs apply."""
+    return bool(st.session_state.get(NONE_APPLY, False))
 
 
 def outcome_present(cal: Calibration, answered: Mapping[str, str]) -> bool:
@@ -149,6 +162,8 @@ def reset_answers(cal: Calibration) -> None:
     ss = st.session_state
     ss[ANSWERS] = {}
     ss[FLAGS] = frozenset()
+    ss[NONE_APPLY] = False
+    ss[NONE_APPLY_WIDGET] = False
     ss[NOTICES] = ()
     for n in cal.nodes:
         ss[answer_key(n)] = UNKNOWN

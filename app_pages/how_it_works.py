@@ -17,10 +17,11 @@ ROLE_TITLES = {
     "symptom": "Symptoms",
 }
 PARAM_WORDS = {
-    "table": "a full table: one distribution for every combination of its parents",
-    "noisy_or": "a leaky noisy-OR: each parent gets its own chance of causing it on its own, "
-    "plus a small leak for everything the parents do not cover",
-    "noisy_max": "a leaky noisy-MAX: like noisy-OR, for an effect with graded levels",
+    "table": "one set of chances for every combination of the things it depends on",
+    "noisy_or": "each thing it depends on gets its own chance of causing it, they combine, "
+    "and a small allowance covers causes that are not on the map",
+    "noisy_max": "the same, for something with levels (none, mild, marked): each cause can "
+    "only push it up",
 }
 ROWS = (("context",), ("technique", "latent"), ("cause",), ("symptom",))
 LOW, HIGH = (255, 255, 255), (31, 78, 121)
@@ -30,8 +31,8 @@ cal = loaded.calibration
 common.init_session(cal)
 evidence = common.active_evidence(cal, common.answers())
 flags = common.ticked_flags()
-diagnosis = common.diagnose(loaded, evidence, flags)
-hide_numbers = diagnosis.triage.blocks_results
+diagnosis = common.diagnose(loaded, evidence, flags, common.none_apply())
+hide_numbers = diagnosis.triage.withhold_estimates
 
 
 def shade(p: float) -> tuple[str, str]:
@@ -128,15 +129,16 @@ def describe_node(spec: NodeSpec) -> None:
         st.markdown("**Answers:** " + ", ".join(spec.state_label(s) for s in spec.states))
         if spec.parents:
             st.markdown("**Depends on:** " + ", ".join(cal.nodes[p].title for p in spec.parents))
+        if spec.summary:
+            st.markdown(f"**In short:** {spec.summary}")
         st.markdown(
-            f"**Numbers:** {PARAM_WORDS.get(spec.cpt, spec.cpt)}. They are worth about "
-            f"{spec.confidence:g} cases of evidence (their confidence), which sets how wide the "
-            "intervals are and how fast real cases can change them."
+            f"**Numbers:** {PARAM_WORDS.get(spec.cpt, spec.cpt)}. Therapists set them; they "
+            f"count as about {spec.confidence:g} cases' worth of evidence, which sets how wide "
+            "the intervals are and how fast real cases can change them. Therapists see the "
+            "full reasoning on the Calibrate page."
         )
-        if spec.rationale:
-            st.markdown(f"**Why these numbers:** {spec.rationale}")
         if spec.source:
-            st.caption(f"Source: {spec.source}")
+            st.caption(f"Sources: {spec.source}")
 
 
 st.title("How it works")
@@ -151,7 +153,8 @@ st.markdown(
 
 st.subheader("The network")
 if hide_numbers:
-    st.caption("A warning sign is ticked on Assess, so no estimates are shown on the map.")
+    st.caption("No estimates are shown on the map: a warning sign is ticked on Assess, or "
+               "the warning signs are not all answered yet.")
 else:
     st.caption(
         "Each box shows its current estimate in words and numbers, given your answers on "
@@ -175,7 +178,8 @@ st.subheader("Reading the words")
 st.markdown(
     "Every number comes with a word from a verbal–numerical scale used to elicit expert "
     "probabilities (Renooij & Witteman; van der Gaag and colleagues). The word is the "
-    "nearest anchor on the 0–100 line:"
+    "nearest anchor on the 0–100 line, except that the words at the two ends are kept for "
+    "what shows as under 1 % or over 99 %:"
 )
 st.markdown(
     "| Word | Where it sits |\n|---|---|\n"
@@ -208,7 +212,10 @@ st.markdown(
 - **Warning signs are not weighed by the network.** Serious causes of back pain are rare,
   so a network would give them tiny, falsely reassuring numbers. They are checked by fixed
   rules first; a red warning sign hides every estimate.
-- **The "what if" numbers are model predictions** for your next session if that one thing
-  changed and everything else stayed the same, not results of a trial.
+- **The "what if" numbers are model predictions** for your next session, not results of a
+  trial. The forecast knows that sessions change: a one-off max or jump in load is rarely
+  repeated, your training history moves on, and the same work makes you less sore the second
+  time; technique habits carry over until you change them. How much each of these carries
+  over is therapists' judgement, and the 90 % interval shows how uncertain the forecast is.
 """
 )

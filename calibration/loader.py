@@ -17,9 +17,17 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from calibration.domain import (
+    parse_advice,
+    parse_decision_checks,
+    parse_fix_policy,
+    parse_next_session,
+)
 from calibration.schema import (
+    FLAG_LEVELS,
     PARAMETERIZATIONS,
     ROLES,
+    RULE_LEVELS,
     BehaviourCheck,
     Calibration,
     CheckItem,
@@ -95,7 +103,7 @@ def parse_calibration(
             continue
         for key, value in comp_doc.items():
             extra.setdefault(key, value)
-    for key in ("flags", "evidence_rules", "fixes", "checks", "scenarios", "messages"):
+    for key in (*_SECTION_SHAPES, "next_session"):
         if key in doc:
             extra[key] = doc[key]
 
@@ -116,6 +124,12 @@ def parse_calibration(
     _check_section_shapes(extra, problems)
     red_flags, rules, fixes, checks, messages = _parse_companions(extra, nodes, problems)
     scenarios = _parse_scenarios(extra.get("scenarios", []), nodes, problems)
+    causes = [n for n, spec in nodes.items() if spec.role == "cause"]
+    next_session = parse_next_session(extra.get("next_session"), nodes, problems)
+    fix_policy = parse_fix_policy(extra.get("fix_policy"), problems)
+    advice = parse_advice(extra.get("advice"), nodes, causes, problems)
+    decision_checks = parse_decision_checks(extra.get("decision_checks"), nodes, fixes,
+                                            problems)
     if problems:
         raise CalibrationError(problems, source)
     return Calibration(
@@ -132,6 +146,10 @@ def parse_calibration(
         checks=checks,
         scenarios=scenarios,
         messages=messages,
+        next_session=next_session,
+        fix_policy=fix_policy,
+        advice=advice,
+        decision_checks=decision_checks,
         path=path,
         warnings=tuple(warnings),
     )
@@ -222,6 +240,7 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
             rationale=str(spec.get("rationale", "")),
             source=str(spec.get("source", "")),
             notes=dict(notes) if isinstance(notes := spec.get("notes", {}), dict) else {},
+            summary=str(spec.get("summary", "")),
         )
     return nodes
 
@@ -413,8 +432,8 @@ def _parse_companions(
     flags: list[RedFlag] = []
     for i, raw in enumerate(doc.get("flags", [])):
         level = raw.get("level")
-        if level not in ("red", "amber") or "id" not in raw:
-            problems.append(f"flags[{i}]: needs an id and level 'red' or 'amber'")
+        if level not in FLAG_LEVELS or "id" not in raw:
+            problems.append(f"flags[{i}]: needs an id and a level ({', '.join(FLAG_LEVELS)})")
             continue
         flags.append(
             RedFlag(
@@ -427,8 +446,17 @@ def _parse_companions(
             )
         )
     rules: list[EvidenceRule] = []
+    flag_ids = {f.id for f in flags}
     for i, raw in enumerate(doc.get("evidence_rules", [])):
         where = f"evidence_rules[{i}] field 'when'"
+        rule_flags = raw.get("flags", [])
+        if not isinstance(rule_flags, list) or not all(f in flag_ids for f in rule_flags):
+            problems.append(f"evidence_rules[{i}] field 'flags': must list warning-sign ids "
+                            f"(known: {', '.join(sorted(flag_ids)) or 'none'})")
+            continue
+        if not raw.get("when") and not rule_flags:
+            problems.append(f"evidence_rules[{i}]: needs a condition ('when' or 'flags')")
+            continue
         if nodes and _check_assignment(raw.get("when"), nodes, where, problems):
             rules.append(
                 EvidenceRule(
@@ -436,6 +464,7 @@ def _parse_companions(
                     level=raw.get("level", "amber"),
                     when={k: _states_or_list(v) for k, v in raw["when"].items()},
                     reason=raw.get("reason", ""),
+                    flags=tuple(rule_flags),
                 )
             )
     fixes: dict[str, FixSpec] = {}
@@ -490,6 +519,7 @@ def _parse_companions(
         red=msgs.get("red", defaults.red),
         amber=msgs.get("amber", defaults.amber),
         disclaimer=msgs.get("disclaimer", defaults.disclaimer),
+        unanswered=msgs.get("unanswered", defaults.unanswered),
     )
     return tuple(flags), tuple(rules), fixes, tuple(checks), messages
 
@@ -514,8 +544,10 @@ _SECTION_SHAPES: dict[str, type] = {
     "scenarios": list,
     "fixes": dict,
     "messages": dict,
+    "advice": list,
+    "decision_checks": list,
+    "fix_policy": dict,
 }
-_LEVELS = ("red", "amber")
 
 
 def _check_section_shapes(doc: dict[str, Any], problems: list[str]) -> None:
@@ -528,7 +560,8 @@ def _check_section_shapes(doc: dict[str, Any], problems: list[str]) -> None:
             value, dict) else None
         shape = "a list of tables" if kind is list else "a table"
         if not isinstance(value, kind) or (
-            key != "messages" and not all(isinstance(x, dict) for x in items or [])
+            key not in ("messages", "fix_policy")
+            and not all(isinstance(x, dict) for x in items or [])
         ):
             problems.append(f"[{key}]: must be {shape}" + (" of tables" if kind is dict else ""))
             del doc[key]
@@ -542,9 +575,11 @@ def _check_section_shapes(doc: dict[str, Any], problems: list[str]) -> None:
             where = f"{section}[{i}]"
             if not isinstance(raw.get("id"), str) or raw["id"] in seen:
                 problems.append(f"{where} field 'id': needs a unique text id")
-            elif raw.get("level", "amber") not in _LEVELS:
+            elif raw.get("level", "amber") not in (
+                    FLAG_LEVELS if section == "flags" else RULE_LEVELS):
+                allowed = ", ".join(FLAG_LEVELS if section == "flags" else RULE_LEVELS)
                 problems.append(
-                    f"{where} field 'level': {raw.get('level')!r} unknown (allowed: red, amber)"
+                    f"{where} field 'level': {raw.get('level')!r} unknown (allowed: {allowed})"
                 )
             elif section == "evidence_rules" and not isinstance(raw.get("when"), dict):
                 problems.append(f"{where} field 'when': must map node names to states")

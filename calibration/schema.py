@@ -47,6 +47,7 @@ class NodeSpec:
     rationale: str = ""
     source: str = ""
     notes: Mapping[str, str] = field(default_factory=dict)
+    summary: str = ""
 
     @property
     def card(self) -> int:
@@ -64,8 +65,17 @@ class NodeSpec:
         return self.label or self.name.replace("_", " ")
 
 
+#: Levels of a warning sign, weakest first: ``context`` never fires alone (it is asked for
+#: rules that combine answers), ``amber`` routes to an assessment, ``red`` to a clinician now.
+FLAG_LEVELS = ("context", "amber", "red")
+#: Levels a rule can fire at.
+RULE_LEVELS = ("amber", "red")
+
+
 @dataclass(frozen=True)
 class RedFlag:
+    """One warning-sign question of the screen, answered yes or no outside the network."""
+
     id: str
     level: str
     question: str
@@ -76,12 +86,14 @@ class RedFlag:
 
 @dataclass(frozen=True)
 class EvidenceRule:
-    """An amber/red rule that fires from network evidence (all ``when`` items must hold)."""
+    """A red or amber rule: it fires when every warning sign in ``flags`` is answered yes and
+    every ``when`` item holds (a node answered with one of the listed states)."""
 
     id: str
     level: str
     when: Mapping[str, tuple[str, ...]]
     reason: str
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,74 @@ class FixSpec:
     drills: tuple[str, ...] = ()
     advice: str = ""
     source: str = ""
+
+
+@dataclass(frozen=True)
+class FixPolicy:
+    """When fixes are shown: an effect below ``min_effect`` (a drop in the chance of soreness
+    at the next session) is labelled minor."""
+
+    min_effect: float = 0.05
+    rationale: str = ""
+
+
+@dataclass(frozen=True)
+class AdviceSpec:
+    """Advice shown with (or instead of) fixes when its conditions hold.
+
+    ``triage`` is the triage level it belongs to; ``outcome`` is ``present``, ``absent``,
+    ``unanswered`` or ``any`` (the outcome node as answered). With ``cause`` set, the cause's
+    posterior must be at least ``min_probability`` (and the most likely cause when ``top``),
+    and every cause in ``max_other`` at most its number.
+    """
+
+    id: str
+    title: str
+    text: str
+    source: str = ""
+    triage: str = "none"
+    outcome: str = "present"
+    cause: str | None = None
+    min_probability: float = 0.0
+    top: bool = False
+    max_other: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Carryover:
+    """How one node carries over into the next session (the forecast behind every fix).
+
+    For a root, ``table[state_now]`` is the distribution of its next-session state (a node
+    without an entry carries over unchanged). For a two-state node, ``protection`` scales
+    down the chance it is present next time when it is present now (the repeated-bout
+    effect) and ``persistence`` is the chance a present state simply carries on.
+    """
+
+    node: str
+    table: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    protection: float = 0.0
+    persistence: float = 0.0
+    rationale: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class DecisionCheck:
+    """A property of the advice every calibration must keep, for one evidence set.
+
+    ``max_forecast``: the next-session chance of soreness without any change stays below it;
+    ``below_now``: and below this session's chance for the same answers without the
+    soreness answer; ``not_top_fix`` / ``top_fix``: the best fix's target; ``no_fixes``.
+    """
+
+    id: str
+    description: str
+    evidence: Mapping[str, str]
+    max_forecast: float | None = None
+    below_now: bool = False
+    not_top_fix: str | None = None
+    top_fix: str | None = None
+    no_fixes: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,6 +207,9 @@ class Messages:
     disclaimer: str = (
         "Decision support, not a diagnosis. It does not replace an assessment by a clinician."
     )
+    unanswered: str = (
+        "The warning-sign questions have not all been answered, so no estimates are shown yet."
+    )
 
 
 @dataclass(frozen=True)
@@ -146,6 +229,10 @@ class Calibration:
     checks: tuple[BehaviourCheck, ...] = ()
     scenarios: tuple[Scenario, ...] = ()
     messages: Messages = field(default_factory=Messages)
+    next_session: Mapping[str, Carryover] = field(default_factory=dict)
+    fix_policy: FixPolicy = field(default_factory=FixPolicy)
+    advice: tuple[AdviceSpec, ...] = ()
+    decision_checks: tuple[DecisionCheck, ...] = ()
     path: Path | None = None
     warnings: tuple[str, ...] = ()
 

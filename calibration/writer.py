@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 import tomli_w
 
-from calibration.schema import Calibration, NodeSpec
+from calibration.schema import (
+    AdviceSpec,
+    Calibration,
+    Carryover,
+    DecisionCheck,
+    FixPolicy,
+    NodeSpec,
+)
 
 
 def _node_doc(node: NodeSpec) -> dict[str, Any]:
@@ -28,6 +37,8 @@ def _node_doc(node: NodeSpec) -> dict[str, Any]:
     doc["source"] = node.source
     if node.notes:
         doc["notes"] = dict(node.notes)
+    if node.summary:
+        doc["summary"] = node.summary
     doc["cpt"] = node.cpt
     if node.leak is not None:
         doc["leak"] = node.leak
@@ -56,6 +67,8 @@ def to_document(cal: Calibration) -> dict[str, Any]:
         "network": network,
         "nodes": {n: _node_doc(node) for n, node in cal.nodes.items()},
     }
+    if cal.next_session:
+        doc["next_session"] = {n: _carryover_doc(c) for n, c in cal.next_session.items()}
     if not cal.companions:  # no companion files: the domain sections travel inline
         doc.update(_inline_sections(cal))
     return doc
@@ -70,6 +83,7 @@ def _inline_sections(cal: Calibration) -> dict[str, Any]:
     if cal.evidence_rules:
         out["evidence_rules"] = [
             {"id": r.id, "level": r.level, "reason": r.reason,
+             **({"flags": list(r.flags)} if r.flags else {}),
              "when": {n: list(states) for n, states in r.when.items()}}
             for r in cal.evidence_rules
         ]
@@ -93,7 +107,41 @@ def _inline_sections(cal: Calibration) -> dict[str, Any]:
         ]
     if cal.red_flags or cal.evidence_rules:
         out["messages"] = vars(cal.messages)
+    if cal.fix_policy != FixPolicy():
+        out["fix_policy"] = {k: v for k, v in vars(cal.fix_policy).items() if v != ""}
+    if cal.advice:
+        out["advice"] = [_without_defaults(a, AdviceSpec) for a in cal.advice]
+    if cal.decision_checks:
+        out["decision_checks"] = [_without_defaults(c, DecisionCheck)
+                                  for c in cal.decision_checks]
     return out
+
+
+def _without_defaults(item: Any, cls: type) -> dict[str, Any]:
+    """A dataclass as a TOML table, leaving out fields at their default (and empty ones)."""
+    defaults = {f.name: f.default for f in fields(cls)}
+    kept = ("id", "title", "text", "description", "evidence")
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        value = getattr(item, f.name)
+        empty = value is None or value == defaults.get(f.name) or value in ("", {}, ())
+        if empty and f.name not in kept:
+            continue
+        out[f.name] = dict(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def _carryover_doc(c: Carryover) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if c.table:
+        doc["table"] = {state: list(row) for state, row in c.table.items()}
+    for key in ("protection", "persistence"):
+        if getattr(c, key):
+            doc[key] = getattr(c, key)
+    for key in ("rationale", "source"):
+        if getattr(c, key):
+            doc[key] = getattr(c, key)
+    return doc
 
 
 def to_toml(cal: Calibration) -> str:

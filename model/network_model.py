@@ -16,7 +16,7 @@ from model.analysis.triage import check_flags, screen
 from model.errors import EvidenceError, ImpossibleEvidenceError
 from model.inference.evidence import EvidenceInput, check_state, likelihoods
 from model.inference.evidence import normalise as normalise_evidence
-from model.results import Diagnosis, Posterior, SensitivityItem
+from model.results import Diagnosis, Posterior, SensitivityItem, Triage
 from model.text.verbal import describe
 
 if TYPE_CHECKING:
@@ -87,6 +87,7 @@ class Model(CalibratedNetwork):
         triage = screen(hard, answered, self.calibration)
         res = self._query_one(lik, hard)
         causes = self.cause_probabilities(res.marginals)
+        steps = decide.plan(self, lik, hard, triage.level, causes, intervals=intervals)
         joint = res.joints.get(tuple(self.latents))
         mpe, mpe_p = (
             explain.most_probable_explanation(self, joint[0]) if joint is not None else ({}, 1.0)
@@ -103,19 +104,29 @@ class Model(CalibratedNetwork):
             prior_causes=dict(self.prior_causes),
             cause_intervals=uncertainty.cause_intervals(self, lik) if intervals else {},
             posterior=posterior,
-            fixes=decide.rank_fixes(self, lik, hard),
+            fixes=steps.fixes,
+            forecast=steps.forecast,
+            advice=steps.advice,
             next_questions=decide.next_questions(
                 self, lik, {n: m[0] for n, m in res.marginals.items()}
             ),
             explanation=explain.contributions(self, lik, hard, shapley=shapley),
             most_probable_explanation=mpe,
             mpe_probability=mpe_p,
-            best_guess=self._best_guess(causes),
+            best_guess=self._best_guess(causes, triage),
         )
 
-    def _best_guess(self, causes: Mapping[str, float]) -> str:
-        if not causes:
+    @property
+    def warning_signs(self) -> list[str]:
+        """The ids of the warning-sign questions, in screen order (answer each in ``flags``)."""
+        return [f.id for f in self.calibration.red_flags]
+
+    def _best_guess(self, causes: Mapping[str, float], triage: Triage) -> str:
+        if not causes or triage.withhold_estimates:
             return ""
+        if triage.level == "amber":
+            return ("Get assessed before your next heavy session: a warning sign means the "
+                    "estimates below cannot tell a training cause from an injury.")
         top = max(causes, key=causes.__getitem__)
         label = self.calibration.nodes[top].title
         return f"The most likely explanation is {label.lower()}: {describe(causes[top])}."

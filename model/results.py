@@ -19,16 +19,53 @@ class Triage:
     reasons: tuple[str, ...] = ()
     fired: tuple[str, ...] = ()
     message: str = ""
+    unanswered: tuple[str, ...] = ()
 
     @property
     def blocks_results(self) -> bool:
         """True when cause percentages must not be shown (a red flag fired)."""
         return self.level == "red"
 
+    @property
+    def screened(self) -> bool:
+        """True when every warning-sign question was answered (yes or no)."""
+        return not self.unanswered
+
+    @property
+    def withhold_estimates(self) -> bool:
+        """True when a user interface must not show cause estimates: a red flag fired, or
+        the warning signs were not all answered and nothing has fired yet."""
+        return self.blocks_results or (not self.screened and self.level == "none")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A central credible interval of a probability under parameter uncertainty."""
+
+    low: float
+    high: float
+    level: float = 0.9
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The chance of soreness at the next session if nothing changes, with its interval.
+
+    ``now`` is this session's chance given the answers (1.0 when soreness was reported).
+    """
+
+    now: float
+    next: float
+    interval: Interval | None = None
+
 
 @dataclass(frozen=True)
 class Fix:
-    """A change the lifter can make, with its modelled effect on next-session soreness."""
+    """A change the lifter can make, with its modelled effect on next-session soreness.
+
+    ``effect`` is the drop in the chance of soreness at the next session; ``minor`` is true
+    when it is below the calibration's threshold (shown, but labelled minor).
+    """
 
     target: str
     good_state: str
@@ -39,6 +76,19 @@ class Fix:
     cues: tuple[str, ...] = ()
     drills: tuple[str, ...] = ()
     advice: str = ""
+    source: str = ""
+    minor: bool = False
+    after_interval: Interval | None = None
+    effect_interval: Interval | None = None
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Advice that goes with the picture (expected soreness, get assessed, …)."""
+
+    id: str
+    title: str
+    text: str
     source: str = ""
 
 
@@ -69,20 +119,13 @@ class Contribution:
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A central credible interval of a probability under parameter uncertainty."""
-
-    low: float
-    high: float
-    level: float = 0.9
-
-
-@dataclass(frozen=True)
 class Diagnosis:
     """Everything ``Model.diagnose`` works out for one evidence set.
 
-    When ``triage.level == "red"`` the analyses are still computed for auditing, but a user
-    interface must not show cause percentages (see ``Triage.blocks_results``).
+    When ``triage.level == "red"`` — or the warning signs were not all answered — the
+    analyses are still computed for auditing, but a user interface must not show cause
+    percentages (see ``Triage.withhold_estimates``). Fixes are given only when soreness was
+    reported and no warning sign fired; ``advice`` says what goes with the picture.
     """
 
     evidence: dict[str, str]
@@ -92,6 +135,8 @@ class Diagnosis:
     cause_intervals: dict[str, Interval]
     posterior: Posterior
     fixes: tuple[Fix, ...]
+    forecast: Forecast | None
+    advice: tuple[Advice, ...]
     next_questions: tuple[Question, ...]
     explanation: dict[str, tuple[Contribution, ...]]
     most_probable_explanation: dict[str, str]

@@ -22,8 +22,10 @@ from model.inference.backends import Backend, make_backend
 if TYPE_CHECKING:
     from model.analysis.twin import TwinNetwork
 
-#: Parameter draws behind every 90 % interval.
+#: Parameter draws behind every 90 % interval of a cause.
 DRAWS = 200
+#: Of those, the draws behind the next-session forecast's intervals (one batch per fix).
+FORECAST_DRAWS = 80
 MIN_ALPHA = 1e-3
 FLOOR = 1e-9
 
@@ -94,15 +96,17 @@ class CalibratedNetwork:
 
     @cached_property
     def twin(self) -> TwinNetwork:
-        """The two-session network behind the fix ranking."""
+        """The two-session network behind the forecast and the fix ranking."""
         from model.analysis.twin import build_twin
 
-        return build_twin(self.variables, self.parents, self.cpts, self.calibration.fixes)
+        present = {n: self.present_index(n) for n, s in self.variables.items() if len(s) == 2}
+        return build_twin(self.variables, self.parents, self.calibration.next_session, present,
+                          self.calibration.outcome or self.causes[-1])
 
     @cached_property
     def twin_backend(self) -> Backend:
         t = self.twin
-        return make_backend(self.backend_name, t.variables, t.parents, t.cpts)
+        return make_backend(self.backend_name, t.variables, t.parents, t.tables(self.cpts))
 
     @cached_property
     def draws(self) -> dict[str, np.ndarray]:

@@ -32,19 +32,27 @@ def check_flags(flags: Mapping[str, object] | None, calibration: Calibration) ->
 def screen(
     evidence: Mapping[str, str], flags: Mapping[str, bool], calibration: Calibration
 ) -> Triage:
-    """Apply the red-flag answers and the evidence rules; the highest level wins."""
+    """Apply the warning-sign answers and the rules; the highest level wins.
+
+    A sign answered yes fires at its level (a ``context`` sign never fires alone); a rule
+    fires when all its signs are answered yes and all its ``when`` answers hold. Signs with no
+    answer are listed in ``unanswered``: a missing answer is never taken for a "no".
+    """
     level = "none"
     reasons: list[str] = []
     fired: list[str] = []
     for flag in calibration.red_flags:
-        if flags.get(flag.id):
+        if flags.get(flag.id) and flag.level in _RANK:
             fired.append(flag.id)
             reasons.append(flag.message or flag.question)
             level = max(level, flag.level, key=_RANK.__getitem__)
     for rule in calibration.evidence_rules:
-        if all(evidence.get(node) in states for node, states in rule.when.items()):
+        if all(flags.get(f) for f in rule.flags) and all(
+                evidence.get(node) in states for node, states in rule.when.items()):
             fired.append(rule.id)
             reasons.append(rule.reason)
             level = max(level, rule.level, key=_RANK.__getitem__)
     message = {"red": calibration.messages.red, "amber": calibration.messages.amber}.get(level, "")
-    return Triage(level=level, reasons=tuple(reasons), fired=tuple(fired), message=message)
+    unanswered = tuple(f.id for f in calibration.red_flags if f.id not in flags)
+    return Triage(level=level, reasons=tuple(reasons), fired=tuple(fired), message=message,
+                  unanswered=unanswered)

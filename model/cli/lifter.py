@@ -43,8 +43,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from model.text.console import diagnosis_json, diagnosis_text
 
     cal, _ = lifter_calibration(io.settings(args), args.calibration)
+    if args.list_signs:
+        for f in cal.red_flags:
+            print(f"{f.id:38} {f.level:8} {f.question}")
+        return 0
     m = Model(cal)
-    flags = dict.fromkeys(args.flag or [], True)
+    flags = dict.fromkeys(m.warning_signs, False) if args.no_warning_signs else {}
+    for fid in args.flag or []:
+        flags[fid] = True
     d = m.diagnose(parse_assignments(args.evidence), flags)
     if args.json:
         print(json.dumps(diagnosis_json(d, cal), indent=2))
@@ -144,7 +150,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="posterior causes, fixes and next questions")
     p.add_argument("evidence", nargs="*", help="NODE=STATE, e.g. training_age=first_sessions")
     p.add_argument("--flag", action="append", metavar="ID",
-                   help="a warning sign answered yes (repeatable)")
+                   help="a warning sign that applies (repeatable)")
+    p.add_argument("--no-warning-signs", action="store_true",
+                   help="none of the warning signs apply (besides any given with --flag); "
+                   "without it, estimates are withheld until every sign is answered")
+    p.add_argument("--list-signs", action="store_true",
+                   help="list the warning signs (id, level, question) and exit")
     p.add_argument("--calibration", metavar="FILE",
                    help="calibration TOML (default: the store's active version, else the "
                    "shipped one)")

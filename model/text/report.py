@@ -22,15 +22,17 @@ from model.text.verbal import describe, word_for
 
 if TYPE_CHECKING:
     from calibration.schema import Calibration
-    from model.results import Contribution, Diagnosis, Fix, Interval, Question
+    from model.results import Contribution, Diagnosis, Fix, Forecast, Interval, Question
 
 __all__ = [
     "FLAGS_PARAM",
+    "NONE_APPLY_PARAM",
     "UNANSWERED_VALUES",
     "LinkAnswers",
     "build_report",
     "effect_word",
     "evidence_key",
+    "flag_answers",
     "gain_word",
     "interval_text",
     "link_params",
@@ -43,6 +45,8 @@ __all__ = [
 
 #: Query parameter holding the ticked warning signs, comma separated.
 FLAGS_PARAM = "flags"
+#: Query parameter saying the warning signs not ticked were answered "no" (value ``1``).
+NONE_APPLY_PARAM = "none_apply"
 #: Values in a link that mean "not answered" (accepted silently).
 UNANSWERED_VALUES = frozenset({"", "not_sure", "unknown", "none_given"})
 #: Cause and question lines below this size of push are left out of "why" lists.
@@ -57,6 +61,7 @@ class LinkAnswers:
     evidence: dict[str, str]
     flags: frozenset[str]
     notices: tuple[str, ...] = ()
+    none_apply: bool = False
 
 
 def _values(value: str | Sequence[str]) -> list[str]:
@@ -80,8 +85,12 @@ def parse_link(
     evidence: dict[str, str] = {}
     flags: set[str] = set()
     notices: list[str] = []
+    none_apply = False
     for key, raw in params.items():
         values = _values(raw)
+        if key == NONE_APPLY_PARAM:
+            none_apply = values[-1].strip() == "1" if values else False
+            continue
         if key == FLAGS_PARAM:
             for item in (v.strip() for value in values for v in value.split(",")):
                 if not item:
@@ -114,11 +123,13 @@ def parse_link(
             )
             continue
         evidence[key] = state
-    return LinkAnswers(evidence=evidence, flags=frozenset(flags), notices=tuple(notices))
+    return LinkAnswers(evidence=evidence, flags=frozenset(flags), notices=tuple(notices),
+                       none_apply=none_apply)
 
 
 def link_params(
-    evidence: Mapping[str, str], flags: Iterable[str], calibration: Calibration
+    evidence: Mapping[str, str], flags: Iterable[str], calibration: Calibration,
+    none_apply: bool = False,
 ) -> dict[str, str]:
     """The query parameters that :func:`parse_link` reads back as the same answers.
 
@@ -130,7 +141,18 @@ def link_params(
     ordered = [f.id for f in calibration.red_flags if f.id in ticked]
     if ordered:
         out[FLAGS_PARAM] = ",".join(ordered)
+    if none_apply:
+        out[NONE_APPLY_PARAM] = "1"
     return out
+
+
+def flag_answers(ticked: Iterable[str], none_apply: bool, calibration: Calibration
+                 ) -> dict[str, bool]:
+    """The screen's answers: ticked signs are yes; with ``none_apply`` every other sign is
+    no; without it the others stay unanswered (an unticked box is not a "no")."""
+    ticked = set(ticked)
+    return {f.id: f.id in ticked for f in calibration.red_flags
+            if f.id in ticked or none_apply}
 
 
 def evidence_key(evidence: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -218,13 +240,35 @@ def outcome_label(calibration: Calibration) -> str:
     return "the outcome"
 
 
+def points(fix: Fix) -> str:
+    """How many points a fix takes off, with its interval: ``"-19 points, 90 % interval
+    12-26"`` (no interval for a minor fix, whose draws are not run)."""
+    drop = round(100 * fix.effect)
+    text = "under 1 point" if drop < 1 else "-1 point" if drop == 1 else f"-{drop} points"
+    iv = fix.effect_interval
+    if iv is not None and math.isfinite(iv.low) and math.isfinite(iv.high):
+        lo, hi = round(100 * iv.low), round(100 * iv.high)
+        text += f", {round(iv.level * 100)} % interval {lo} to {hi} points"
+    return text
+
+
 def what_if(fix: Fix, calibration: Calibration) -> str:
-    """``"fixing this: 64 % → 31 % chance of low-back soreness at the next session"``."""
+    """``"64 % → 31 % chance of low-back soreness at the next session (expected →
+    unlikely; -33 points, 90 % interval 25 to 40 points)"``."""
     return (
         f"{percent(fix.outcome_before)} → {percent(fix.outcome_after)} chance of "
         f"{outcome_label(calibration)} at the next session "
-        f"({word_for(fix.outcome_before)} → {word_for(fix.outcome_after)})"
+        f"({word_for(fix.outcome_before)} → {word_for(fix.outcome_after)}; {points(fix)})"
     )
+
+
+def forecast_text(forecast: Forecast, calibration: Calibration) -> str:
+    """``"Next session, if nothing changes: 45 % — fifty-fifty chance of low-back soreness
+    (90 % interval: 36–55 %)"``."""
+    band = interval_text(forecast.interval)
+    band = f" ({band})" if band else ""
+    return (f"Next session, if nothing changes: {describe(forecast.next)} chance of "
+            f"{outcome_label(calibration)}{band}")
 
 
 def question_text(question: Question, calibration: Calibration) -> str:
@@ -233,6 +277,38 @@ def question_text(question: Question, calibration: Calibration) -> str:
 
 
 # ---- the report ----------------------------------------------------------------------------
+def _plan_section(calibration: Calibration, d: Diagnosis) -> list[str]:
+    """What to do: the forecast, the advice, the fixes (minor ones listed apart)."""
+    lines = ["## What to do", ""]
+    if d.forecast is not None:
+        lines += [forecast_text(d.forecast, calibration) + ".", ""]
+    for a in d.advice:
+        lines += [f"**{a.title}.** {a.text}", ""]
+    main = [f for f in d.fixes if not f.minor]
+    minor = [f for f in d.fixes if f.minor]
+    if main:
+        lines += ["### What to change, most helpful first", ""]
+    for i, f in enumerate(main, start=1):
+        lines += [f"#### {i}. {f.title} ({effect_word(f.effect)})", "",
+                  f"Fixing this: {what_if(f, calibration)}.", ""]
+        if f.cues:
+            lines += ["Cues: " + "; ".join(f.cues) + ".", ""]
+        if f.drills:
+            lines.append("Drills:")
+            lines += [f"- {x}" for x in f.drills]
+            lines.append("")
+        if f.advice:
+            lines += [f.advice, ""]
+        if f.source:
+            lines += [f"_Source: {f.source}_", ""]
+    if minor:
+        lines += [f"Minor changes (each under {round(100 * calibration.fix_policy.min_effect)} "
+                  "points at the next session): "
+                  + "; ".join(f"{f.title} ({points(f)})" for f in minor) + ".", ""]
+    if not (d.forecast or d.advice or d.fixes):
+        lines += ["Nothing to change on this evidence.", ""]
+    return lines
+
 _ROLE_TITLES = {"context": "Training", "technique": "Technique", "symptom": "Symptoms"}
 
 
@@ -262,15 +338,19 @@ def _answers_section(calibration: Calibration, evidence: Mapping[str, str]) -> l
     return lines
 
 
-def _flags_section(calibration: Calibration, flags: Iterable[str]) -> list[str]:
+def _flags_section(calibration: Calibration, flags: Iterable[str], unanswered: Sequence[str]
+                   ) -> list[str]:
     ticked = set(flags)
     lines = ["## Warning signs", ""]
     fired = [f for f in calibration.red_flags if f.id in ticked]
-    if not fired:
-        return [*lines, "None of the warning signs were ticked.", ""]
+    kinds = {"red": "urgent", "amber": "get checked", "context": "noted"}
     for f in fired:
-        kind = "urgent" if f.level == "red" else "get checked"
-        lines.append(f"- ({kind}) {f.question}")
+        lines.append(f"- ({kinds.get(f.level, f.level)}) {f.question}")
+    if unanswered:
+        lines.append(f"- {len(unanswered)} of {len(calibration.red_flags)} warning-sign "
+                     "questions were not answered.")
+    elif not fired:
+        lines.append("None of the warning signs apply (each was answered).")
     return [*lines, ""]
 
 
@@ -298,7 +378,7 @@ def build_report(
         lines += ["Parts of the link that were ignored:", ""]
         lines += [f"- {n}" for n in notices]
         lines.append("")
-    lines += _flags_section(calibration, flags)
+    lines += _flags_section(calibration, flags, d.triage.unanswered)
     lines += _answers_section(calibration, d.evidence)
 
     level = d.triage.level
@@ -312,11 +392,13 @@ def build_report(
             "Likely causes, questions and fixes are not shown while a warning sign is present.",
             "",
         ]
+    elif d.triage.withhold_estimates:
+        lines += ["## Warning signs not answered", "", calibration.messages.unanswered, ""]
     else:
         lines += ["## Likely explanations", ""]
         if level == "amber":
-            lines += ["_Less reliable: shown for information only until you have been "
-                      "assessed._", ""]
+            lines += ["_For information only: less reliable until you have been assessed._",
+                      ""]
         for c in sorted(d.causes, key=lambda c: -d.causes[c]):
             name = nodes[c].title if c in nodes else c
             band = interval_text(d.cause_intervals.get(c))
@@ -324,7 +406,9 @@ def build_report(
             prior = d.prior_causes.get(c)
             before = f"; before your answers {describe(prior)}" if prior is not None else ""
             lines.append(f"- **{name}**: {describe(d.causes[c])}{band}{before}")
-        lines += ["", d.best_guess, ""]
+        lines.append("")
+        if d.best_guess:
+            lines += [d.best_guess, ""]
         lines += ["### Why", ""]
         for c in sorted(d.causes, key=lambda c: -d.causes[c]):
             pushes = [x for x in d.explanation.get(c, ()) if abs(x.log_odds) >= MIN_PUSH]
@@ -338,25 +422,8 @@ def build_report(
         if d.next_questions and top_questions:
             lines += ["## Worth asking next", ""]
             for q in d.next_questions[:top_questions]:
-                lines.append(
-                    f"- {question_text(q, calibration)} — {gain_word(q.gain)} "
-                    f"(expected gain {q.gain:.2f} bits)"
-                )
+                lines.append(f"- {question_text(q, calibration)} — {gain_word(q.gain)}")
             lines.append("")
-        lines += ["## What to change, most helpful first", ""]
-        if not d.fixes:
-            lines += ["No change in the catalogue is expected to help with these answers.", ""]
-        for i, f in enumerate(d.fixes, start=1):
-            lines += [f"### {i}. {f.title} ({effect_word(f.effect)})", "",
-                      f"Fixing this: {what_if(f, calibration)}.", ""]
-            if f.cues:
-                lines.append("Cues: " + "; ".join(f.cues) + ".")
-                lines.append("")
-            if f.drills:
-                lines.append("Drills:")
-                lines += [f"- {x}" for x in f.drills]
-                lines.append("")
-            if f.advice:
-                lines += [f.advice, ""]
+        lines += _plan_section(calibration, d)
     lines += ["---", "", calibration.messages.disclaimer, ""]
     return "\n".join(lines)

@@ -5,6 +5,12 @@ Anchors follow the scale of Renooij & Witteman (1999) and van der Gaag et al. (1
 one (Witteman 2007 found the same answers on numeric, verbal and combined scales, and people
 preferred the combined one).
 
+Two changes from the published scale, both for readers who are lifters, not modellers: the
+end words are kept for the ends (below 1 % and above 99 %), so the honest catch-all cause at
+5 % reads "improbable", not "(almost) impossible", and 93 % reads "probable", not "(almost)
+certain"; and the 25 % anchor reads "unlikely" where the scale's "uncertain" would read as
+"don't know".
+
 Probabilities are handled as floats in [0, 1]; the anchors also carry their position on the
 0–100 line.
 """
@@ -45,7 +51,7 @@ ANCHORS: tuple[Anchor, ...] = (
     Anchor("probable", 85),
     Anchor("expected", 75),
     Anchor("fifty-fifty", 50),
-    Anchor("uncertain", 25),
+    Anchor("unlikely", 25),
     Anchor("improbable", 15),
     Anchor("(almost) impossible", 0),
 )
@@ -58,7 +64,11 @@ _ALIASES: dict[str, str] = {
     "impossible": "(almost) impossible",
     "fifty fifty": "fifty-fifty",
     "50-50": "fifty-fifty",
+    "uncertain": "unlikely",
 }
+
+#: The end words are used only beyond these bounds: exactly what shows as "<1 %" and ">99 %".
+EXTREME_LOW, EXTREME_HIGH = 0.005, 0.995
 
 CONFIDENCE_LEVELS: dict[str, int] = {"low": 5, "medium": 20, "high": 50}
 
@@ -77,15 +87,21 @@ def _probability(p: float) -> float:
 
 
 def word_for(p: float) -> str:
-    """The word of the anchor nearest to probability ``p``.
+    """The word for probability ``p``: the end words for what rounds to 0 % or 100 % (shown
+    as "<1 %" and ">99 %"), otherwise the nearest of the inner anchors.
 
     Ties (a point exactly halfway between two anchors) go to the anchor nearer to 50 %, the
-    less extreme word. Raises ``ValueError`` naming the value when ``p`` is NaN or outside
+    less extreme word. Raises ``UsageError`` naming the value when ``p`` is NaN or outside
     [0, 1].
     """
-    percent = _probability(p) * 100
+    value = _probability(p)
+    if value < EXTREME_LOW:
+        return ANCHORS[-1].word
+    if value >= EXTREME_HIGH:
+        return ANCHORS[0].word
+    percent = value * 100
     best = min(
-        ANCHORS,
+        ANCHORS[1:-1],
         key=lambda a: (round(abs(a.percent - percent), 9), abs(a.percent - 50)),
     )
     return best.word
@@ -115,7 +131,7 @@ def describe(p: float) -> str:
     :func:`word_for`.
     """
     value = _probability(p)
-    percent = math.floor(value * 100 + 0.5)
+    percent = math.floor(value * 100 + 0.5)  # 0.005 -> 1 %, 0.995 -> 100 %
     if percent < 1:
         shown = "<1 %"
     elif percent > 99:

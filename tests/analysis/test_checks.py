@@ -16,7 +16,8 @@ def test_default_passes_every_check(default_model):
 
 def test_check_values_match_direct_queries(default_model):
     m = default_model
-    for check, result in zip(m.calibration.checks, run_checks(m), strict=True):
+    results = run_checks(m)[: len(m.calibration.checks)]  # the decision checks come after
+    for check, result in zip(m.calibration.checks, results, strict=True):
         for item, value in zip(check.items, result.values, strict=True):
             node, state = item.target
             assert abs(m.probability(f"{node}={state}", dict(item.evidence)) - value) < 1e-12

@@ -7,12 +7,15 @@ import pytest
 import model
 
 RED = [
-    "bladder_bowel_change", "saddle_numbness", "both_legs_symptoms", "progressive_leg_weakness",
-    "major_trauma", "fever_or_unwell", "history_of_cancer", "unexplained_weight_loss",
-    "constant_night_pain",
+    "bladder_bowel_change", "saddle_numbness", "new_sexual_dysfunction", "both_legs_symptoms",
+    "progressive_leg_weakness", "major_trauma", "osteoporosis", "long_term_steroids",
+    "fever_or_unwell", "immune_suppression", "injected_drugs",
+    "recent_infection_or_spine_procedure", "history_of_cancer", "unexplained_weight_loss",
+    "constant_night_pain", "not_improving_4_weeks",
 ]
-AMBER = ["radiating_leg_symptoms", "sudden_pop_or_sharp_pain", "pain_7_or_more",
-         "cannot_walk_normally"]
+AMBER = ["minor_fall", "radiating_leg_symptoms", "one_leg_weakness", "sudden_pop_or_sharp_pain",
+         "pain_7_or_more", "cannot_walk_normally"]
+CONTEXT = ["age_over_50"]
 REASSURING = {
     "training_age": "first_sessions", "onset": "next_day", "pain_character": "dull_diffuse",
     "soreness_duration": "under_3_days", "trend_across_sessions": "easing",
@@ -22,7 +25,8 @@ REASSURING = {
 
 def test_flag_ids_match_the_contract(default_model):
     ids = {f.id: f.level for f in default_model.calibration.red_flags}
-    assert ids == {**dict.fromkeys(RED, "red"), **dict.fromkeys(AMBER, "amber")}
+    assert ids == {**dict.fromkeys(RED, "red"), **dict.fromkeys(AMBER, "amber"),
+                   **dict.fromkeys(CONTEXT, "context")}
 
 
 @pytest.mark.parametrize("flag", RED)

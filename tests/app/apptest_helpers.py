@@ -20,8 +20,13 @@ if str(ROOT) not in sys.path:  # the pages import app_pages.* like `streamlit ru
 PERCENT = re.compile(r"(<|>)?(\d+)\s?%")
 
 
-def start(query: dict[str, str] | None = None) -> AppTest:
+def start(query: dict[str, str] | None = None, screened: bool = True) -> AppTest:
+    """The app from a link with these answers; ``screened`` adds "none of the (other)
+    warning signs apply" to the link, as a lifter who has answered the screen would."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    query = dict(query or {})
+    if screened:
+        query.setdefault("none_apply", "1")
     if query:
         at.query_params.update(query)
     return at.run()

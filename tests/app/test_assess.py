@@ -46,9 +46,10 @@ def test_assess_renders_with_every_question_not_sure_and_the_disclaimer():
         ordinal = CAL.nodes[node].ordinal
         assert (w in at.select_slider) == ordinal, f"{node}: ordinal ↔ slider"
     assert any(CAL.messages.disclaimer in i.value for i in at.info)
-    # one checkbox per warning sign, all unticked, each with its question as label
-    assert len(at.checkbox) == len(CAL.red_flags)
-    assert all(cb.label and cb.value is False for cb in at.checkbox)
+    # one checkbox per warning sign plus "none of these apply", each with a label
+    assert len(at.checkbox) == len(CAL.red_flags) + 1
+    assert all(cb.label for cb in at.checkbox)
+    assert all(cb.value is False for cb in at.checkbox if cb.key != "flag__none_apply")
     # starting estimates are the priors, each with its word and interval
     for cause in M.causes:
         assert cause_percent(at, cause) == round(M.prior_causes[cause] * 100)
@@ -62,10 +63,11 @@ def test_numbers_on_the_page_always_come_with_words():
     """Every probability the model produces is shown with a word from the verbal scale."""
     at = start({"training_age": "first_sessions", "low_back_soreness": "mild"})
     assert_ok(at)
-    anchor = re.compile(r"\d+\s% — (\(almost\) certain|probable|expected|fifty-fifty|uncertain|"
+    anchor = re.compile(r"\d+\s% — (\(almost\) certain|probable|expected|fifty-fifty|unlikely|"
                         r"improbable|\(almost\) impossible)")
     model_lines = [m.value for m in at.markdown
-                   if m.value.startswith("**Best guess:**") or "expected gain" in m.value]
+                   if m.value.startswith(("**Best guess:**", "Next session"))
+                   or "likely answer" in m.value]
     for cause in M.causes:
         card = at.get_by_key(f"cause_{cause}")
         model_lines += [card.markdown[0].value, card.caption[0].value]
@@ -75,7 +77,8 @@ def test_numbers_on_the_page_always_come_with_words():
     what_ifs = [m.value for m in at.markdown if m.value.startswith("Fixing this:")]
     assert what_ifs
     for line in what_ifs:
-        assert re.search(r"\d+\s% → \d+\s% chance of .* \([a-z() -]+ → [a-z() -]+\)", line), line
+        assert re.search(r"\d+\s% → \d+\s% chance of .* \([a-z() -]+ → [a-z() -]+; "
+                         r"(-\d+ points?|under 1 point)", line), line
 
 
 # ---- direction of the estimates -----------------------------------------------------------------
@@ -138,11 +141,12 @@ def test_fixes_show_what_if_numbers_with_words_and_cues():
     assert "Drills" in body
 
 
-def test_worth_asking_next_shows_gains():
+def test_worth_asking_next_shows_gains_in_words():
     at = start()
-    items = [m.value for m in at.markdown if "expected gain" in m.value]
+    items = [m.value for m in at.markdown if "likely answer" in m.value]
     assert len(items) == 3
     assert "Low-back soreness" in items[0]
+    assert not any("bits" in t for t in texts(at))  # plain words for lifters
 
 
 # ---- symptom details ----------------------------------------------------------------------------
@@ -187,22 +191,27 @@ def test_a_red_flag_removes_every_percentage(flag):
 
 
 def test_amber_flag_shows_the_banner_above_results_marked_less_reliable():
-    at = start({"training_age": "novice"})
+    at = start({"training_age": "novice", "low_back_soreness": "mild"})
     at = tick(at, "pain_7_or_more")
     assert_ok(at)
     assert at.warning, "amber banner"
-    assert "Get assessed" in at.warning[0].value
+    assert "before your next heavy session" in at.warning[0].value
     assert any("Less reliable" in m.value for m in at.markdown)
     assert cause_percent(at, "stabilizer_overload") > 0  # results still shown
     results = at.get_by_key("results")
     assert results.warning[0].value == at.warning[0].value  # banner sits in the results
+    # assessment advice instead of training fixes, and no "most likely: a training cause"
+    assert at.get_by_key("advice_assess_first")
+    assert not [m for m in at.markdown if m.value.startswith("Fixing this:")]
+    best = next(m.value for m in at.markdown if m.value.startswith("**Best guess:**"))
+    assert "Get assessed" in best and "most likely" not in best
 
 
 def test_amber_also_fires_from_the_answers():
     at = start({"low_back_soreness": "mild"})
     assert not at.warning
     at = answer(at, "soreness_duration", "over_7_days")
-    assert at.warning and "Get assessed" in at.warning[0].value
+    assert at.warning and "before your next heavy session" in at.warning[0].value
     assert any("more than a week" in m.value for m in at.markdown)
 
 
@@ -211,7 +220,8 @@ def test_answers_live_in_the_link():
     at = start()
     at = answer(at, "training_age", "first_sessions")
     at = tick(at, "pain_7_or_more")
-    assert at.query_params == {"training_age": "first_sessions", "flags": "pain_7_or_more"}
+    assert at.query_params == {"training_age": "first_sessions", "flags": "pain_7_or_more",
+                               "none_apply": "1"}
     shared = start(dict(at.query_params))
     assert widget(shared, "training_age").value == "first_sessions"
     assert shared.checkbox(key="flag_pain_7_or_more").value is True
@@ -230,7 +240,7 @@ def test_a_bad_link_shows_a_notice_and_ignores_only_the_bad_part():
     assert "cannot be answered directly" in notices
     assert widget(at, "training_age").value == UNKNOWN
     assert widget(at, "bracing_loss").value == "often"
-    assert at.query_params == {"bracing_loss": "often"}  # the link is cleaned up
+    assert at.query_params == {"bracing_loss": "often", "none_apply": "1"}  # cleaned up
 
 
 def test_reset_sets_everything_back_to_not_sure():
@@ -256,7 +266,8 @@ def test_report_download_contains_the_answers_and_disclaimer(downloads):
     assert "7 out of 10" in text  # the ticked warning sign
     assert "Get assessed" in text
     assert "Stabilizers overloaded" in text and "90 % interval" in text
-    assert "Keep your brace" in text
+    assert "Keep your brace" not in text  # an amber sign holds the training fixes back
+    assert "Get assessed before you change your training" in text
     assert CAL.messages.disclaimer in text
 
 
@@ -299,3 +310,43 @@ def test_model_is_loaded_once_for_many_sessions(monkeypatch):
     assert_ok(first)
     assert_ok(second)
     assert len(calls) == 1
+
+
+# ---- the warning-sign screen must be answered ---------------------------------------------------
+def test_no_estimates_until_every_warning_sign_is_answered():
+    """Unticked boxes are not a "no": the estimates wait for "none of these apply"."""
+    at = start({"training_age": "first_sessions", "low_back_soreness": "mild"}, screened=False)
+    assert_ok(at)
+    assert any("Answer the warning signs first" in i.value for i in at.info)
+    shown = texts(at, skip="questions")
+    assert not [t for t in shown if PERCENT.search(t)], "no percentages before the screen"
+    for cause in M.causes:
+        with pytest.raises(KeyError):
+            at.get_by_key(f"cause_{cause}")
+    at.checkbox(key="flag__none_apply").check().run()
+    assert cause_percent(at, "stabilizer_overload") > 50
+    assert at.query_params["none_apply"] == "1"
+    # an amber sign shows its routing, but estimates still wait for the rest to be answered
+    fresh = start({"low_back_soreness": "mild"}, screened=False)
+    fresh = tick(fresh, "pain_7_or_more")
+    assert fresh.warning and any("Answer the warning signs" not in w.value for w in fresh.warning)
+    assert fresh.checkbox(key="flag__none_apply").label == "**None of the other signs apply to me**"
+
+
+def test_not_sore_gets_no_fixes_and_says_so():
+    at = start({"training_age": "novice", "bracing_loss": "often", "low_back_soreness": "none"})
+    assert_ok(at)
+    assert at.get_by_key("advice_not_sore")
+    assert not [m for m in at.markdown if m.value.startswith(("Fixing this:", "Next session"))]
+
+
+def test_a_first_timer_hears_it_is_expected_and_will_ease():
+    at = start({"training_age": "first_sessions", "low_back_soreness": "mild",
+                "onset": "next_day", "bracing_loss": "no", "pulling_with_back": "no"})
+    assert_ok(at)
+    advice = at.get_by_key("advice_expected_soreness")
+    assert "ease" in advice.markdown[0].value
+    forecast = next(m.value for m in at.markdown if m.value.startswith("Next session"))
+    assert "90\xa0% interval" in forecast
+    # with a clean technique no change is worth 5 points: they are listed as minor
+    assert any(e.label.startswith("Minor changes") for e in at.expander)

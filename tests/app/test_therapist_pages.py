@@ -33,7 +33,7 @@ M = model.load_model()
 CAL = M.calibration
 BEGINNER = next(s for s in CAL.scenarios if s.id == "first_week_beginner")
 ANCHOR = re.compile(r"(<|>)?(\d+)\s%\s—\s(\(almost\) certain|probable|expected|fifty-fifty|"
-                    r"uncertain|improbable|\(almost\) impossible)$")
+                    r"unlikely|improbable|\(almost\) impossible)$")
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_anchor_word_snaps_the_slider_and_any_point_is_allowed(home):
     assert at.selectbox(key=f"kp_cal_v_stabilizer_overload|{slot}|w").value is None
     assert any(m.value == "**Yes: 50 % — fifty-fifty**" for m in at.markdown)
     at.slider(key=slider_key("stabilizer_overload", slot)).set_value(31.5).run()
-    assert any(m.value == "**Yes: 32 % — uncertain**" for m in at.markdown)
+    assert any(m.value == "**Yes: 32 % — unlikely**" for m in at.markdown)
     assert all(s.label for s in at.slider) and all(s.label for s in at.selectbox)
 
 
@@ -681,6 +681,7 @@ def test_assess_follows_the_active_version_and_rollback(home):
 
     def shown_prior() -> int:
         at = AppTest.from_file(str(ROOT / "app_pages" / "assess.py"), default_timeout=TIMEOUT)
+        at.query_params["none_apply"] = "1"  # the warning signs answered: estimates shown
         at.run()
         assert not at.exception
         return cause_percent(at, "stabilizer_overload")

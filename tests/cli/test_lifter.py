@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import model
 from calibration.loader import DEFAULT_PATH
 from model.cli import main
 
@@ -21,7 +22,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_text_output_shows_causes_with_words_and_disclaimer(capsys):
-    assert main(["diagnose", "training_age=first_sessions", "low_back_soreness=mild"]) == 0
+    assert main(["diagnose", "training_age=first_sessions", "low_back_soreness=mild",
+                 "--no-warning-signs"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"Stabilizers overloaded: \d+ % — (expected|probable)", out), out
     assert re.search(r"before your answers: \d+ % — [a-z(]", out)  # prior with its word
@@ -29,11 +31,32 @@ def test_text_output_shows_causes_with_words_and_disclaimer(capsys):
 
 
 def test_json_output_is_machine_readable(capsys):
-    assert main(["diagnose", "bracing_loss=often", "--json"]) == 0
+    assert main(["diagnose", "bracing_loss=often", "low_back_soreness=mild", "--json",
+                 "--no-warning-signs"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data["causes"]) == {"stabilizer_overload", "wrong_prime_mover", "other_cause"}
-    assert data["triage"]["level"] == "none"
+    assert data["triage"]["level"] == "none" and data["triage"]["unanswered"] == []
     assert data["fixes"][0]["target"] == "bracing_loss"
+    assert 0 < data["forecast"]["interval"]["low"] < data["forecast"]["next"]
+
+
+def test_an_unanswered_screen_withholds_the_estimates_and_says_how_to_answer(capsys):
+    """Without answers to the warning signs no cause percentage goes out, in text or JSON."""
+    assert main(["diagnose", "training_age=first_sessions", "low_back_soreness=mild"]) == 0
+    out = capsys.readouterr().out
+    assert "Likely causes" not in out and "Stabilizers" not in out
+    assert "--no-warning-signs" in out and "--flag ID" in out and "--list-signs" in out
+    assert main(["diagnose", "low_back_soreness=mild", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "causes" not in data and "fixes" not in data and "not all answered" in data["withheld"]
+    assert len(data["triage"]["unanswered"]) == len(model.load_model().warning_signs)
+
+
+def test_list_signs_names_every_warning_sign(capsys):
+    assert main(["diagnose", "--list-signs"]) == 0
+    out = capsys.readouterr().out
+    for sign in model.load_model().calibration.red_flags:
+        assert sign.id in out and sign.question in out
 
 
 def test_red_flag_withholds_causes_in_text(capsys):
@@ -104,7 +127,8 @@ def test_diagnose_follows_the_store_active_version_unless_a_file_is_given(tmp_pa
     store_path = tmp_path / "store.sqlite"
 
     def overload(*extra: str) -> float:
-        assert main(["diagnose", "training_age=novice", "--json", *extra]) == 0
+        assert main(["diagnose", "training_age=novice", "--json", "--no-warning-signs",
+                     *extra]) == 0
         return json.loads(capsys.readouterr().out)["causes"]["stabilizer_overload"]
 
     shipped = overload("--store", str(store_path))  # no store yet: the shipped calibration

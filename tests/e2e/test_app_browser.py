@@ -125,7 +125,7 @@ def page_at(browser) -> Iterator[Callable[..., object]]:
 # ---- helpers ------------------------------------------------------------------------------------
 def ready(page) -> None:
     """Wait until the Assess page has run and drawn its results."""
-    page.get_by_role("heading", name="3 · What's likely and what to change").wait_for()
+    page.get_by_role("heading", name="3 · What's likely and what to do").wait_for()
     page.locator(".st-key-results").wait_for(state="attached")
     page.locator(".st-key-warning_signs").wait_for(state="attached")
 
@@ -197,6 +197,14 @@ def no_horizontal_scroll(page) -> bool:
 def test_clicking_answers_moves_the_numbers(server, page_at):
     page = page_at(server)
     ready(page)
+    # no estimates until the warning signs are answered: unticked boxes are not a "no"
+    results = page.locator(".st-key-results")
+    page.get_by_text("Answer the warning signs first").wait_for()
+    assert not PERCENT.search(results.inner_text())
+    none = page.locator(".st-key-flag__none_apply")
+    none.scroll_into_view_if_needed()
+    none.locator("label").click()
+    page.locator(".st-key-cause_stabilizer_overload").wait_for()
     stab = percent_in(page, "cause_stabilizer_overload")
     full_screenshot(page, "assess-start-1280.png")
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -231,7 +239,7 @@ def test_clicking_answers_moves_the_numbers(server, page_at):
 
 
 def test_red_flag_hides_every_percentage(server, page_at):
-    page = page_at(f"{server}/?training_age=first_sessions&bracing_loss=often")
+    page = page_at(f"{server}/?training_age=first_sessions&bracing_loss=often&none_apply=1")
     ready(page)
     results = page.locator(".st-key-results")
     assert PERCENT.search(results.inner_text())
@@ -248,13 +256,13 @@ def test_red_flag_hides_every_percentage(server, page_at):
 
 def test_amber_banner_on_a_phone(server, page_at):
     url = (f"{server}/?training_age=novice&low_back_soreness=mild"
-           "&soreness_duration=over_7_days&bracing_loss=sometimes")
+           "&soreness_duration=over_7_days&bracing_loss=sometimes&none_apply=1")
     page = page_at(url, width=390, height=844)
     ready(page)
     assert no_horizontal_scroll(page), "no sideways scrolling at 390 px"
     banner = page.locator(".st-key-results [data-testid=stAlert]").first
     banner.scroll_into_view_if_needed()
-    assert "Get assessed" in banner.inner_text()
+    assert "before your next heavy session" in banner.inner_text()
     assert percent_in(page, "cause_stabilizer_overload") > 0
     path = full_screenshot(page, "assess-amber-390.png")
     assert path.stat().st_size > 10_000

@@ -53,11 +53,22 @@ def test_push_words(log_odds, word):
 
 
 def test_report_is_plain_markdown_with_every_section():
-    d = M.diagnose({"training_age": "first_sessions", "low_back_soreness": "mild"})
+    d = M.diagnose({"training_age": "first_sessions", "low_back_soreness": "mild"},
+                   dict.fromkeys(M.warning_signs, False))
     text = report.build_report(CAL, d, link="http://x/?training_age=first_sessions")
     for heading in ("# knowpain summary", "## Warning signs", "## Your answers",
                     "## Likely explanations", "### Why", "## Worth asking next",
-                    "## What to change, most helpful first"):
+                    "## What to do", "### What to change, most helpful first"):
         assert heading in text
-    assert d.best_guess in text
+    assert d.best_guess in text and "Next session, if nothing changes" in text
+    assert "None of the warning signs apply" in text
+    assert "bits" not in text  # plain words for lifters
     assert text.rstrip().endswith(CAL.messages.disclaimer.rstrip())
+
+
+def test_report_without_answered_warning_signs_has_no_estimates():
+    d = M.diagnose({"training_age": "first_sessions", "low_back_soreness": "mild"})
+    text = report.build_report(CAL, d)
+    assert "## Warning signs not answered" in text and "## Likely explanations" not in text
+    assert f"{len(CAL.red_flags)} of {len(CAL.red_flags)} warning-sign questions" in text
+    assert "%" not in text.split("## Your answers")[1].split("---")[0]

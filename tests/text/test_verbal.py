@@ -22,13 +22,14 @@ EXPECTED = {
     "probable": 0.85,
     "expected": 0.75,
     "fifty-fifty": 0.50,
-    "uncertain": 0.25,
+    "unlikely": 0.25,
     "improbable": 0.15,
     "(almost) impossible": 0.00,
 }
 
 
 def test_anchors_are_the_published_scale_in_order():
+    """Renooij & Witteman's positions; the 25 % word reads 'unlikely' (module docstring)."""
     assert {a.word: a.probability for a in ANCHORS} == EXPECTED
     percents = [a.percent for a in ANCHORS]
     assert percents == sorted(percents, reverse=True)
@@ -52,18 +53,22 @@ def test_round_trip_word_number_word(anchor):
     ("p", "word"),
     [
         (0.0, "(almost) impossible"),
-        (0.07, "(almost) impossible"),
-        (0.08, "improbable"),
+        (0.004, "(almost) impossible"),
+        (0.005, "improbable"),
+        (0.05, "improbable"),  # the honest catch-all cause is never "impossible"
+        (0.07, "improbable"),
         (0.19, "improbable"),
-        (0.21, "uncertain"),
-        (0.37, "uncertain"),
+        (0.21, "unlikely"),
+        (0.37, "unlikely"),
         (0.38, "fifty-fifty"),
         (0.62, "fifty-fifty"),
         (0.63, "expected"),
         (0.72, "expected"),
         (0.81, "probable"),
         (0.92, "probable"),
-        (0.93, "(almost) certain"),
+        (0.93, "probable"),
+        (0.994, "probable"),
+        (0.995, "(almost) certain"),
         (1.0, "(almost) certain"),
     ],
 )
@@ -73,7 +78,7 @@ def test_word_for_picks_the_nearest_anchor(p, word):
 
 @pytest.mark.parametrize(
     ("p", "word"),
-    [(0.20, "uncertain"), (0.80, "expected"), (0.925, "probable"), (0.075, "improbable")],
+    [(0.20, "unlikely"), (0.80, "expected"), (0.375, "fifty-fifty"), (0.625, "fifty-fifty")],
 )
 def test_exact_ties_go_to_the_less_extreme_word(p, word):
     assert word_for(p) == word
@@ -102,6 +107,7 @@ def test_word_for_rejects_non_numbers(bad):
         ("certain", 1.0),
         ("Impossible", 0.0),
         ("(ALMOST) IMPOSSIBLE", 0.0),
+        ("uncertain", 0.25),  # the published word still snaps to its place
     ],
 )
 def test_number_for_ignores_case_and_accepts_end_word_spellings(word, p):
@@ -125,8 +131,8 @@ def test_number_for_unknown_word_lists_the_allowed_words():
         (0.15, "15 % — improbable"),
         (0.0, "<1 % — (almost) impossible"),
         (0.004, "<1 % — (almost) impossible"),
-        (0.005, "1 % — (almost) impossible"),
-        (0.994, "99 % — (almost) certain"),
+        (0.005, "1 % — improbable"),
+        (0.994, "99 % — probable"),
         (0.996, ">99 % — (almost) certain"),
         (1.0, ">99 % — (almost) certain"),
     ],
