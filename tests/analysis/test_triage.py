@@ -10,11 +10,11 @@ RED = [
     "bladder_bowel_change", "saddle_numbness", "new_sexual_dysfunction", "both_legs_symptoms",
     "progressive_leg_weakness", "major_trauma", "osteoporosis", "long_term_steroids",
     "fever_or_unwell", "immune_suppression", "injected_drugs",
-    "recent_infection_or_spine_procedure", "history_of_cancer", "unexplained_weight_loss",
-    "constant_night_pain", "not_improving_4_weeks",
+    "recent_infection_or_spine_procedure", "sudden_severe_pain_faint", "history_of_cancer",
+    "unexplained_weight_loss", "constant_night_pain", "not_improving_4_weeks",
 ]
 AMBER = ["minor_fall", "radiating_leg_symptoms", "one_leg_weakness", "sudden_pop_or_sharp_pain",
-         "pain_7_or_more", "cannot_walk_normally"]
+         "pain_7_or_more", "inflammatory_pattern", "young_extension_pain", "cannot_walk_normally"]
 CONTEXT = ["age_over_50"]
 REASSURING = {
     "training_age": "first_sessions", "onset": "next_day", "pain_character": "dull_diffuse",

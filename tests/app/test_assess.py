@@ -265,7 +265,7 @@ def test_report_download_contains_the_answers_and_disclaimer(downloads):
     assert "- Low-back soreness: Mild" in text
     assert "7 out of 10" in text  # the ticked warning sign
     assert "Get assessed" in text
-    assert "Stabilizers overloaded" in text and "90 % interval" in text
+    assert "Back muscles met a new load" in text and "90 % interval" in text
     assert "Keep your brace" not in text  # an amber sign holds the training fixes back
     assert "Get assessed before you change your training" in text
     assert CAL.messages.disclaimer in text

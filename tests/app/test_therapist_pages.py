@@ -203,7 +203,7 @@ def test_editing_a_number_changes_the_preview_after_values(home):
     for scenario in CAL.scenarios:  # every number has its word
         table = preview(at, scenario.id)
         assert all(ANCHOR.search(v) for v in (*table["before"], *table["after"]))
-    assert any("Stabilizers overloaded" in m.value for m in at.markdown
+    assert any("Back muscles met a new load" in m.value for m in at.markdown
                if m.value.startswith("Changed"))
 
 
@@ -339,7 +339,7 @@ def test_compare_two_versions_parameter_by_parameter(home):
     table = diff.table[0].value
     assert len(table) == 1
     row = table.iloc[0]
-    assert "First" in row["number"] and "Stabilizers overloaded" in row["number"]
+    assert "First" in row["number"] and "Back muscles met a new load" in row["number"]
     assert (row["version 1"], row["version 2"]) == (describe(0.65), describe(0.70))
     assert row["change"] == "+5.0 points"
 

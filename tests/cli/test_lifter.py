@@ -25,7 +25,7 @@ def test_text_output_shows_causes_with_words_and_disclaimer(capsys):
     assert main(["diagnose", "training_age=first_sessions", "low_back_soreness=mild",
                  "--no-warning-signs"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"Stabilizers overloaded: \d+ % — (expected|probable)", out), out
+    assert re.search(r"Back muscles met a new load: \d+ % — (expected|probable)", out), out
     assert re.search(r"before your answers: \d+ % — [a-z(]", out)  # prior with its word
     assert "not a diagnosis" in out.lower()
 

@@ -110,7 +110,7 @@ def test_fit_em_end_to_end_moves_parameters_toward_the_data(
     moved = text.split("Parameters that moved most")[1].splitlines()[1]
     assert moved.strip().startswith("training_age first_sessions: 0.250 ->")
     # scenarios before -> after, behaviour checks by name, held-out metrics per cause
-    assert "first_week_beginner" in text and "Stabilizers overloaded" in text
+    assert "first_week_beginner" in text and "Back muscles met a new load" in text
     assert "PASS stabilizer_by_training_age" in text
     for needle in ("3-fold cross-validation", "log loss", "Brier skill", "calibration slope",
                    "calibration intercept", "wrong_prime_mover"):

@@ -17,6 +17,7 @@ def test_python_example_runs(capsys):
     assert lines[0] == "none"  # the example asks about a lifter with no warning sign
     assert "stabilizer_overload" in lines[1]
     assert lines[2].startswith("Keep your brace")  # the best fix for a beginner
+    assert lines[4].startswith("['This looks like expected soreness")
 
 
 def test_two_commands_come_first_and_exist():
