@@ -53,3 +53,13 @@ def test_every_command_line_in_the_readme_runs_as_written(tmp_path):
                           text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "pooled.toml").is_file() and (tmp_path / "all_cases.csv").is_file()
+
+
+def test_the_clinical_review_counts_match_the_data():
+    import model
+
+    m = model.load_model()
+    section = README.split("## Clinical review")[1].split("\n## ")[0]
+    assert f"{len(m.warning_signs)} questions" in section
+    assert f"{len(m.calibration.checks)} orderings" in section
+    assert f"{len(m.calibration.decision_checks)} properties" in section
