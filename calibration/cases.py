@@ -13,11 +13,14 @@ Columns (header row required; any order; every column optional)
 * ``outcome`` — the state of the outcome node at the next session; empty = unknown. Only
   accepted when an ``outcome_node`` is given.
 * ``therapist`` — who recorded the case; empty = the person importing the file.
-* ``case_id`` — free text. On export it is the store's case id; on import it must be unique
-  within the file and is otherwise not stored (the store assigns new ids).
+* ``case_id`` — optional free text: the clinic's own identifier. It must be unique within the
+  file; the store keeps it, so importing the same case again is recognised. On export it is
+  the store's case id.
 
 Cells are compared after stripping surrounding spaces; states are case-sensitive. Rows whose
-cells are all empty (including blank lines) are skipped.
+cells are all empty (including blank lines) are skipped. **Identical rows are separate
+cases**: two lifters who gave the same answers are two cases (a clinic export without
+``case_id`` over a handful of questions has many).
 
 Row numbers
 -----------
@@ -25,12 +28,21 @@ Problems name rows **as a spreadsheet shows them: the header is row 1, the first
 row 2**; a quoted cell spanning several lines still counts as one row. Columns are named by
 their header text (header problems also give the spreadsheet column letter).
 
+Broken rows
+-----------
+:func:`check_cases_csv` reads a file into a :class:`CaseFile`: the valid rows' cases and every
+broken row with its problems (row and column named). Problems with the file itself (not UTF-8,
+unreadable quoting, a bad header) are raised at once as :class:`CaseImportError`: no row can be
+trusted then. :func:`parse_cases_csv` is the strict form: every problem at once, and nothing
+returned unless every row is valid; a caller may instead import a :class:`CaseFile`'s valid
+rows when the user asks for it.
+
 Safety
 ------
 Uploads are size-limited *before* parsing (:data:`DEFAULT_MAX_BYTES`), decoded as UTF-8 text
-and parsed by ``csv`` / ``pandas.read_csv(dtype=str, keep_default_na=False)`` only — no pickle,
-no evaluation. Every problem in a file is reported at once in :class:`CaseImportError`, and
-nothing is returned (so nothing can be stored) unless the whole file is valid. On export,
+and parsed by the standard ``csv`` module only — no pickle, no evaluation. The SHA-256 of the
+bytes read is kept (:attr:`CaseFile.digest`) so that the store can recognise a file imported
+before. On export,
 free-text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
 carriage return) are prefixed with ``'``; import removes that guard again, so export and
 import round-trip.
@@ -40,9 +52,11 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -55,10 +69,14 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "OUTCOME_COLUMN",
     "THERAPIST_COLUMN",
+    "BrokenRow",
+    "CaseFile",
     "CaseImportError",
     "allowed_columns",
     "cases_to_csv",
+    "check_cases_csv",
     "parse_cases_csv",
+    "read_case_file",
     "read_cases_csv",
 ]
 
@@ -70,8 +88,8 @@ OUTCOME_COLUMN = "outcome"
 THERAPIST_COLUMN = "therapist"
 #: Optional column with a case identifier (unique within the file).
 CASE_ID_COLUMN = "case_id"
-#: Largest accepted upload, in bytes (5 MB).
-DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+#: Largest accepted file, in bytes (64 MB: about 400,000 cases of knowpain's 18 questions).
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 _RESERVED = (OUTCOME_COLUMN, THERAPIST_COLUMN, CASE_ID_COLUMN)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -116,6 +134,66 @@ def allowed_columns(
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BrokenRow:
+    """A row that cannot be imported, with every problem found in it."""
+
+    row: int  # as a spreadsheet shows it: the header is row 1
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """A checked cases file: the valid rows' cases, and every broken row.
+
+    ``cases[i]`` came from spreadsheet row ``rows[i]``; ``n_rows`` counts the data rows
+    that are not blank; ``digest`` is the SHA-256 of the file's bytes.
+    """
+
+    cases: tuple[NewCase, ...]
+    rows: tuple[int, ...]
+    broken: tuple[BrokenRow, ...]
+    n_rows: int
+    digest: str
+    has_case_ids: bool
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem of every broken row, in file order."""
+        return [p for b in self.broken for p in b.problems]
+
+    def require_valid(self) -> list[NewCase]:
+        """The cases when every row is valid; otherwise :class:`CaseImportError`."""
+        if self.broken:
+            raise CaseImportError(self.problems)
+        return list(self.cases)
+
+
+def read_case_file(
+    path: str | os.PathLike[str],
+    variables: Mapping[str, Sequence[str]],
+    causes: Sequence[str],
+    *,
+    outcome_node: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> CaseFile:
+    """Read and check a cases CSV file (see :func:`check_cases_csv`); the size is checked
+    before the file is read."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
+    if size > max_bytes:
+        raise CaseImportError([_too_big(size, max_bytes)])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
+    return check_cases_csv(data, variables, causes, outcome_node=outcome_node,
+                           max_bytes=max_bytes)
+
+
 def read_cases_csv(
     path: str | os.PathLike[str],
     variables: Mapping[str, Sequence[str]],
@@ -124,20 +202,9 @@ def read_cases_csv(
     outcome_node: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[NewCase]:
-    """Read and validate a cases CSV file; see :func:`parse_cases_csv`.
-
-    The file size is checked before the file is read.
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
-    if size > max_bytes:
-        raise CaseImportError([_too_big(size, max_bytes)])
-    return parse_cases_csv(
-        path.read_bytes(), variables, causes, outcome_node=outcome_node, max_bytes=max_bytes
-    )
+    """Read and validate a cases CSV file, all or nothing; see :func:`parse_cases_csv`."""
+    return read_case_file(path, variables, causes, outcome_node=outcome_node,
+                          max_bytes=max_bytes).require_valid()
 
 
 def parse_cases_csv(
@@ -148,46 +215,41 @@ def parse_cases_csv(
     outcome_node: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[NewCase]:
-    """Validate CSV content and return its cases, or raise :class:`CaseImportError`.
+    """Validate CSV content and return its cases, or raise :class:`CaseImportError` listing
+    every problem at once (nothing is returned unless every row is valid).
 
     ``data`` is the file content (bytes or text) or an open file object (e.g. a Streamlit
-    upload); at most ``max_bytes + 1`` bytes are read from it. Every problem is reported at
-    once; nothing is returned unless the whole file is valid. Each case's ``therapist`` is the
+    upload); at most ``max_bytes + 1`` bytes are read from it. Each case's ``therapist`` is the
     ``therapist`` cell, or ``None`` (meaning "the importer", see ``Store.add_cases``).
     """
+    return check_cases_csv(data, variables, causes, outcome_node=outcome_node,
+                           max_bytes=max_bytes).require_valid()
+
+
+def check_cases_csv(
+    data: bytes | bytearray | memoryview | str | IO[bytes] | IO[str],
+    variables: Mapping[str, Sequence[str]],
+    causes: Sequence[str],
+    *,
+    outcome_node: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> CaseFile:
+    """Check CSV content row by row: the valid rows' cases and every broken row.
+
+    Problems with the file as a whole (size, encoding, quoting, header) raise
+    :class:`CaseImportError` listing all of them.
+    """
     _check_vocabulary(variables, causes, outcome_node)
-    text = _decode(_read_limited(data, max_bytes), max_bytes)
+    raw = _read_limited(data, max_bytes)
+    digest = hashlib.sha256(raw).hexdigest()
+    text = _decode(raw, max_bytes)
 
     records, structure_problem = _records(text)
     if structure_problem is not None:
         raise CaseImportError([structure_problem])
-    if not records or all(not any(c.strip() for c in r) for r in records):
+    if not records or all(not "".join(r).strip() for r in records):
         raise CaseImportError(["the file is empty (expected a header row and one row per case)"])
-
-    import pandas as pd  # only here: reading cases is not on the query path
-
-    width = max(len(r) for r in records)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            dtype=str,
-            keep_default_na=False,
-            header=None,
-            names=list(range(width)),
-            skip_blank_lines=False,
-            index_col=False,
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise CaseImportError([f"the file could not be parsed as CSV: {exc}"]) from exc
-    if len(frame) != len(records):
-        raise CaseImportError([
-            f"the file could not be read consistently ({len(records)} rows by one CSV reader, "
-            f"{len(frame)} by another); check for stray quote characters"
-        ])
-    cells = frame.to_numpy(dtype=object, na_value="").tolist()
-    rows: list[list[str]] = [[v.strip() if isinstance(v, str) else "" for v in r] for r in cells]
-
-    return _validate(rows, records, variables, causes, outcome_node)
+    return _validate(records, variables, causes, outcome_node, digest)
 
 
 def _too_big(size: int | None, max_bytes: int) -> str:
@@ -275,28 +337,24 @@ def _guard(value: str) -> str:
     return "'" + value if _needs_guard(value) else value
 
 
-def _validate(
-    rows: list[list[str]],
+def _header_kinds(
+    header: list[str],
     records: list[list[str]],
     variables: Mapping[str, Sequence[str]],
     causes: Sequence[str],
     outcome_node: str | None,
-) -> list[NewCase]:
+) -> tuple[dict[int, tuple[str, str]], list[str]]:
+    """What each column means — ``("evidence" | "cause" | "outcome", node)`` or
+    ``("therapist" | "case_id", "")`` — and the header's problems."""
     problems: list[str] = []
-    header = rows[0]
-    width = len(records[0])
-    data = list(enumerate(rows[1:], start=2))  # (spreadsheet row number, cells)
     allowed = allowed_columns(variables, causes, outcome_node=outcome_node)
-
-    # ---- header: what each column means ----
-    # kind per column index: ("evidence", node) | ("cause", node) | ("outcome", node) |
-    # ("therapist", "") | ("case_id", "")
     kinds: dict[int, tuple[str, str]] = {}
     seen: dict[str, int] = {}
-    for j, name in enumerate(header[:width]):
+    for j, cell in enumerate(header):
+        name = cell.strip()
         where = f"row 1, column {_column_letter(j)}"
         if not name:
-            if any(j < len(cells) and cells[j] for _, cells in data):
+            if any(j < len(r) and r[j].strip() for r in records[1:]):
                 problems.append(f"{where}: the column has data but no name in the header")
             continue
         if name in seen:
@@ -321,90 +379,111 @@ def _validate(
                 f'{where}: unknown column "{name}"{suggestion}; allowed columns: '
                 + ", ".join(allowed)
             )
-    has_content_columns = any(
-        kind in ("evidence", "cause", "outcome") for kind, _ in kinds.values()
-    )
-    if not has_content_columns:
+    if not any(kind in ("evidence", "cause", "outcome") for kind, _ in kinds.values()):
         problems.append(
             "row 1: no evidence, cause or outcome columns in the header; allowed columns: "
             + ", ".join(allowed)
         )
+    return kinds, problems
 
-    # ---- rows ----
-    checks = [
-        (j, kind, node, frozenset(variables[node]) if node else frozenset(),
-         ", ".join(variables[node]) if node else "")
-        for j, (kind, node) in sorted(kinds.items())
-    ]
-    cases: list[NewCase] = []
-    first_row_with: dict[tuple[str, ...], int] = {}
-    first_row_with_id: dict[str, int] = {}
-    n_rows = 0
-    for row_number, cells in data:
-        record = records[row_number - 1]
-        if not any(c.strip() for c in record):
+
+def _validate(
+    records: list[list[str]],
+    variables: Mapping[str, Sequence[str]],
+    causes: Sequence[str],
+    outcome_node: str | None,
+    digest: str,
+) -> CaseFile:
+    import numpy as np  # only here: reading cases is not on the query path
+    import pandas as pd
+
+    header = records[0]
+    width = len(header)
+    kinds, header_problems = _header_kinds(header, records, variables, causes, outcome_node)
+    has_content_columns = any(k in ("evidence", "cause", "outcome") for k, _ in kinds.values())
+
+    # ---- rows: blank ones are skipped, ragged ones are broken ----
+    row_problems: dict[int, list[str]] = {}
+    numbers: list[int] = []
+    good: list[list[str]] = []
+    for number, record in enumerate(records[1:], start=2):
+        if not "".join(record).strip():
             continue  # blank line or a row of empty cells
-        n_rows += 1
         if len(record) != width:
-            problems.append(
-                f"row {row_number}: malformed row: {len(record)} fields, but the header has "
+            row_problems[number] = [
+                f"row {number}: malformed row: {len(record)} fields, but the header has "
                 f"{width} columns (check for a missing or unquoted comma)"
-            )
+            ]
             continue
-        cells = cells[:width]
-        evidence: dict[str, str] = {}
-        adjudicated: dict[str, str] = {}
-        outcome: str | None = None
-        therapist: str | None = None
-        case_id = ""
-        has_content = False
-        for j, kind, node, states, allowed_text in checks:
-            value = cells[j]
-            if not value:
-                continue
-            if kind == "therapist":
-                therapist = _unguard(value)
-                continue
-            if kind == "case_id":
-                case_id = _unguard(value)
-                continue
-            has_content = True
-            if value not in states:
-                problems.append(
-                    f'row {row_number}, column "{header[j]}": unknown state "{value}"; '
-                    f"allowed: {allowed_text} (or leave the cell empty if unknown)"
+        numbers.append(number)
+        good.append(record)
+    n_rows = len(numbers) + len(row_problems)
+    if n_rows == 0:
+        raise CaseImportError([*header_problems, "the file has a header row but no cases"])
+
+    number_arr = np.asarray(numbers, dtype=np.int64)
+    frame = pd.DataFrame(good, columns=range(width), dtype=object) if good else None
+    columns: dict[int, list[str]] = {}
+    content = np.zeros(len(good), dtype=bool)
+    for j, (kind, node) in sorted(kinds.items()):
+        col = frame[j].str.strip() if frame is not None else pd.Series([], dtype=object)
+        filled = (col != "").to_numpy()
+        if kind in ("evidence", "cause", "outcome"):
+            content |= filled
+            states = list(variables[node])
+            bad = filled & ~col.isin(states).to_numpy()
+            for i in np.flatnonzero(bad):
+                row_problems.setdefault(int(number_arr[i]), []).append(
+                    f'row {number_arr[i]}, column "{header[j].strip()}": unknown state '
+                    f'"{col.iat[i]}"; allowed: {", ".join(states)} (or leave the cell empty '
+                    "if unknown)"
                 )
-            elif kind == "evidence":
-                evidence[node] = value
-            elif kind == "cause":
-                adjudicated[node] = value
-            else:
-                outcome = value
-        if not has_content and has_content_columns:
-            problems.append(
-                f"row {row_number}: no evidence, adjudicated cause or outcome in this row"
-            )
-        if case_id:
+        elif any(v.startswith("'") for v in col):
+            col = col.map(_unguard)
+        columns[j] = col.tolist()
+    for i in np.flatnonzero(~content if has_content_columns else np.zeros(0, dtype=int)):
+        row_problems.setdefault(int(number_arr[i]), []).append(
+            f"row {number_arr[i]}: no evidence, adjudicated cause or outcome in this row"
+        )
+    id_column = next((j for j, (kind, _) in kinds.items() if kind == CASE_ID_COLUMN), None)
+    if id_column is not None:
+        first_row_with_id: dict[str, int] = {}
+        for i, case_id in enumerate(columns[id_column]):
+            if not case_id:
+                continue
             if case_id in first_row_with_id:
-                problems.append(
-                    f'row {row_number}, column "{CASE_ID_COLUMN}": duplicate case_id '
+                row_problems.setdefault(int(number_arr[i]), []).append(
+                    f'row {number_arr[i]}, column "{CASE_ID_COLUMN}": duplicate case_id '
                     f'"{case_id}" (first used in row {first_row_with_id[case_id]})'
                 )
             else:
-                first_row_with_id[case_id] = row_number
-        key = tuple(cells)
-        if key in first_row_with and not case_id:  # same case_id: reported above
-            problems.append(
-                f"row {row_number}: duplicate row (identical to row {first_row_with[key]})"
-            )
-        first_row_with.setdefault(key, row_number)
-        cases.append(NewCase(evidence, adjudicated, outcome, therapist))
+                first_row_with_id[case_id] = int(number_arr[i])
 
-    if n_rows == 0:
-        problems.append("the file has a header row but no cases")
-    if problems:
-        raise CaseImportError(problems)
-    return cases
+    # ---- the valid rows' cases ----
+    evidence_cols = [(node, columns[j]) for j, (k, node) in kinds.items() if k == "evidence"]
+    cause_cols = [(node, columns[j]) for j, (k, node) in kinds.items() if k == "cause"]
+    outcome_col = next((columns[j] for j, (k, _) in kinds.items() if k == "outcome"), None)
+    therapist_col = next((columns[j] for j, (k, _) in kinds.items() if k == THERAPIST_COLUMN),
+                         None)
+    id_col = columns[id_column] if id_column is not None else None
+    cases: list[NewCase] = []
+    rows: list[int] = []
+    for i, number in enumerate(numbers):
+        if number in row_problems:
+            continue
+        cases.append(NewCase(
+            {node: vals[i] for node, vals in evidence_cols if vals[i]},
+            {node: vals[i] for node, vals in cause_cols if vals[i]},
+            (outcome_col[i] or None) if outcome_col is not None else None,
+            (therapist_col[i] or None) if therapist_col is not None else None,
+            (id_col[i] or None) if id_col is not None else None,
+        ))
+        rows.append(number)
+    broken = tuple(BrokenRow(r, tuple(row_problems[r])) for r in sorted(row_problems))
+    if header_problems:  # no row can be trusted: every problem at once, nothing imported
+        raise CaseImportError([*header_problems, *(p for b in broken for p in b.problems)])
+    return CaseFile(tuple(cases), tuple(rows), broken, n_rows, digest,
+                    id_column is not None)
 
 
 # --------------------------------------------------------------------------------------------
