@@ -491,6 +491,13 @@ def _validate(
 # --------------------------------------------------------------------------------------------
 
 
+def _case_id_cell(case: Case | NewCase) -> str:
+    """The file's own case_id when the case has one, else the store's id."""
+    if isinstance(case, Case):
+        return _guard(case.case_ref) if case.case_ref else str(case.id)
+    return _guard(case.case_id) if case.case_id else ""
+
+
 def cases_to_csv(
     cases: Iterable[Case | NewCase],
     *,
@@ -502,7 +509,8 @@ def cases_to_csv(
 
     With a vocabulary, every node and cause gets a column (in vocabulary order) even if no
     case uses it; without one, columns are the nodes and causes the cases mention, in the order
-    first seen. ``case_id`` is written for stored :class:`Case` objects; ``outcome`` when an
+    first seen. ``case_id`` is the case's own identifier from the file it was imported from,
+    else the store's id (stored :class:`Case`); ``outcome`` when an
     ``outcome_node`` is given or any case has an outcome; ``therapist`` when any case has one.
     Unknown values are empty cells.
     """
@@ -512,7 +520,7 @@ def cases_to_csv(
     for case in cases:
         nodes.update(dict.fromkeys(case.evidence))
         cause_nodes.update(dict.fromkeys(case.adjudicated))
-    with_ids = any(isinstance(c, Case) for c in cases)
+    with_ids = any(isinstance(c, Case) or c.case_id for c in cases)
     with_outcome = outcome_node is not None or any(c.outcome is not None for c in cases)
     with_therapist = any(c.therapist is not None for c in cases)
 
@@ -529,7 +537,7 @@ def cases_to_csv(
     for case in cases:
         row: list[str] = []
         if with_ids:
-            row.append(str(case.id) if isinstance(case, Case) else "")
+            row.append(_case_id_cell(case))
         row += [case.evidence.get(n, "") for n in nodes]
         row += [case.adjudicated.get(c, "") for c in cause_nodes]
         if with_outcome:

@@ -1000,6 +1000,24 @@ class Store:
                                               record)
         return out
 
+    def unreferenced_cases(self, ids: Sequence[int]) -> dict[int, KnownCase]:
+        """Stored cases with these ids that have no ``case_id`` of their own (an export
+        writes their store id as ``case_id``: this recognises the export coming back)."""
+        out: dict[int, KnownCase] = {}
+        wanted = sorted({int(i) for i in ids})
+        with self._read() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for cid, ev, adj, outcome in conn.execute(
+                    "SELECT id, evidence, adjudicated, outcome FROM cases "
+                    f"WHERE case_ref IS NULL AND id IN ({marks})", chunk,
+                ):
+                    out[int(cid)] = KnownCase(int(cid), str(cid), json.loads(ev),
+                                              json.loads(adj),
+                                              None if outcome is None else str(outcome), None)
+        return out
+
     def imports(self, content_hash: str | None = None) -> list[ImportRecord]:
         """Every import, oldest first (only those of one file content when given)."""
         sql = f"SELECT {self._IMPORT_COLUMNS} FROM imports"

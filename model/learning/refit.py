@@ -576,7 +576,9 @@ class EMRefit(_Refit):
             for n in learned
             if n not in hidden
         }
-        fixed_params = {n: models[n].m_step(c, start[n]) if c.sum() > 0 else start[n]
+        # families seen in every row: fitted once, and only when there is an M-step at all
+        fixed_params = {n: models[n].m_step(c, start[n])
+                        if c.sum() > 0 and self.max_iter > 0 else start[n]
                         for n, c in fixed_counts.items()}
         net = CompiledNetwork(
             base.variables,

@@ -168,31 +168,47 @@ class CheckEvaluator:
         self.net = CompiledNetwork(cal.variables,
                                    {n: node.parents for n, node in cal.nodes.items()},
                                    cal.cpts())
-        groups: dict[tuple, list[tuple[int, str, int]]] = {}
-        k = 0
+        groups: dict[tuple, int] = {}
+        targets: list[tuple[int, str, int]] = []  # per item: (group, node, state index)
         for check in self.checks:
             for item in check.items:
                 key = tuple(sorted(item.evidence.items()))
+                group = groups.setdefault(key, len(groups))
                 node, state = item.target
-                groups.setdefault(key, []).append((k, node, cal.nodes[node].states.index(state)))
-                k += 1
-        self._groups = groups
-        self.n_items = k
+                targets.append((group, node, cal.nodes[node].states.index(state)))
+        self.n_items = len(targets)
+        self.n_groups = len(groups)
+        # one evidence row per distinct evidence set (ones where a node is not observed)
+        observed = sorted({n for key in groups for n, _ in key})
+        self._evidence = {n: np.ones((self.n_groups, cal.nodes[n].card)) for n in observed}
+        for key, g in groups.items():
+            for n, s in key:
+                self._evidence[n][g] = one_hot(cal.nodes[n].card, cal.nodes[n].states.index(s))
+        self._targets = targets
 
     def values(self, overrides: Mapping[str, np.ndarray] | None = None,
                batch: int | None = None) -> np.ndarray:
-        """Item values ``(batch, n_items)``; ``overrides`` are tables (with a leading batch
-        axis when ``batch`` is given)."""
+        """Item values ``(batch, n_items)`` in one query; ``overrides`` are tables (with a
+        leading batch axis when ``batch`` is given)."""
         rows = batch or 1
+        groups = self.n_groups
+        if not groups:
+            return np.empty((rows, 0))
+        tables = dict(overrides or {})
+        if batch:
+            # row m·G + g is draw m with evidence set g
+            evidence = {n: np.tile(a, (batch, 1)) for n, a in self._evidence.items()}
+            tables = {n: np.repeat(t, groups, axis=0) for n, t in tables.items()}
+        else:
+            evidence = self._evidence
+        if not evidence:  # checks on no evidence at all: one unobserved row per group
+            first = next(iter(self.cal.nodes))
+            evidence = {first: np.ones((rows * groups, self.cal.nodes[first].card))}
+        res = self.net.query(evidence, overrides=tables, raise_on_impossible=False)
         out = np.empty((rows, self.n_items))
-        for key, targets in self._groups.items():
-            evidence = {n: one_hot(self.cal.nodes[n].card, self.cal.nodes[n].states.index(s))
-                        for n, s in key}
-            res = self.net.query(evidence, overrides=dict(overrides or {}),
-                                 raise_on_impossible=False)
-            for k, node, idx in targets:
-                col = res.marginals[node][:, idx]
-                out[:, k] = np.broadcast_to(col, (rows,))
+        for k, (g, node, idx) in enumerate(self._targets):
+            col = res.marginals[node][:, idx]
+            out[:, k] = col.reshape(rows, groups)[:, g] if col.size > 1 else col[0]
         return out
 
     def gaps(self, values: np.ndarray) -> np.ndarray:

@@ -478,12 +478,59 @@ def test_csv_import_error_lists_row_and_column_and_stores_nothing(home):
     upload(at, bad)
     assert_ok(at)
     block = at.get_by_key("kp_cases_import")
-    assert "Nothing was stored" in block.error[0].value
+    assert "2 broken row(s)" in block.error[0].value
+    assert "nothing is imported unless you ask" in block.error[0].value
     listed = block.markdown[0].value
     assert 'row 3, column "training_age"' in listed and "veteran" in listed
     assert 'row 4, column "cause:stabilizer_overload"' in listed and "maybe" in listed
-    assert not any(b.key == "kp_cases_import_button" for b in at.button)
+    assert at.button(key="kp_cases_import_button").disabled  # not without asking
     assert stored_cases(home) == []
+    # asking for the valid rows imports them and names what was skipped
+    at.checkbox(key="kp_cases_skip_broken").check().run()
+    at.button(key="kp_cases_import_button").click().run()
+    assert_ok(at)
+    (case,) = stored_cases(home)
+    assert case.evidence == {"training_age": "novice", "low_back_soreness": "mild"}
+    message = next(s.value for s in at.success if s.value.startswith("Imported"))
+    assert "Imported 1 case(s)" in message and "2 broken row(s) skipped as asked: rows 3, 4" \
+        in message
+
+
+def test_a_header_problem_refuses_the_whole_file(home):
+    at = cases_page(home)
+    upload(at, b"training_age,bogus\nnovice,1\n")
+    block = at.get_by_key("kp_cases_import")
+    assert "Nothing was stored" in block.error[0].value
+    assert 'unknown column "bogus"' in block.markdown[0].value
+    assert not any(b.key == "kp_cases_import_button" for b in at.button)
+
+
+def test_the_same_file_twice_is_recognised_not_doubled(home):
+    at = cases_page(home)
+    data = b"training_age,low_back_soreness\n" + b"novice,mild\n" * 40  # identical rows
+    upload(at, data, "week1.csv")
+    at.button(key="kp_cases_import_button").click().run()
+    assert len(stored_cases(home)) == 40  # identical rows are 40 cases
+    upload(at, data, "week1-again.csv")
+    assert_ok(at)
+    info = at.get_by_key("kp_cases_import").info[0].value
+    assert "week1-again.csv was imported before: import 1 (week1.csv" in info
+    assert "40 case(s) stored" in info and "not doubled" in info
+    assert not any(b.key == "kp_cases_import_button" for b in at.button)
+    assert len(stored_cases(home)) == 40
+
+
+def test_rows_whose_case_id_is_stored_are_skipped_with_where_they_came_from(home):
+    at = cases_page(home)
+    upload(at, b"case_id,training_age\na1,novice\na2,trained\n", "monday.csv")
+    at.button(key="kp_cases_import_button").click().run()
+    upload(at, b"case_id,training_age\na1,novice\na2,trained\na3,novice\n", "tuesday.csv")
+    captions = " ".join(c.value for c in at.get_by_key("kp_cases_import").caption)
+    assert "2 row(s) already stored (same case_id): 2 from import 1 (monday.csv" in captions
+    at.button(key="kp_cases_import_button").click().run()
+    assert [c.case_ref for c in stored_cases(home)] == ["a1", "a2", "a3"]
+    message = next(s.value for s in at.success if s.value.startswith("Imported"))
+    assert "Imported 1 case(s)" in message and "2 row(s) were already stored" in message
 
 
 def test_a_valid_csv_import_stores_every_case(home, downloads):

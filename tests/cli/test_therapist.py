@@ -398,7 +398,13 @@ def test_save_refuses_a_file_failing_a_behaviour_check_or_validation(
     assert main(["calibration", "save", str(failing), "--who", "Dr A", "--note", "n",
                  *store, *code]) == 3  # ExitStatus.REFUSED
     err = capsys.readouterr().err
-    assert "FAIL stabilizer_by_training_age" in err and "nothing was stored" in err
+    assert "nothing was stored" in err
+    # which check, which pair and by how much (flat table: the three values are equal)
+    line = next(x for x in err.splitlines() if "stabilizer_by_training_age" in x)
+    assert line.startswith("  - behaviour check fails: stabilizer_by_training_age: "
+                           "P(stabilizer_overload=yes | training_age=")
+    assert "= 30.0 % should be above P(stabilizer_overload=yes | training_age=" in line
+    assert "short by 0.0 points" in line
 
     broken = tmp_path / "broken.toml"
     broken.write_text("[nodes.a]\nstates = ['x']\ncpt = 'table'\ntable = [1.0]\n")
