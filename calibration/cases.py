@@ -57,8 +57,9 @@ import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from calibration.store import Case, NewCase
 from model.errors import CaseImportError
@@ -143,24 +144,108 @@ class BrokenRow:
 
 
 @dataclass(frozen=True)
+class _Column:
+    """One column of the valid rows: ``codes`` index ``values`` (-1: empty cell)."""
+
+    kind: str  # "evidence" | "cause" | "outcome" | "therapist" | "case_id"
+    node: str
+    codes: Any  # numpy int array, one per valid row
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CaseFile:
     """A checked cases file: the valid rows' cases, and every broken row.
 
-    ``cases[i]`` came from spreadsheet row ``rows[i]``; ``n_rows`` counts the data rows
-    that are not blank; ``digest`` is the SHA-256 of the file's bytes.
+    Case ``i`` came from spreadsheet row ``rows[i]``; ``n_rows`` counts the data rows that
+    are not blank; ``digest`` is the SHA-256 of the file's bytes. The cases are kept by
+    column and made into :class:`NewCase` objects only when asked for (:attr:`cases`,
+    :meth:`case`); :meth:`store_rows` encodes them for the store directly, which keeps a
+    200,000-row import fast.
     """
 
-    cases: tuple[NewCase, ...]
     rows: tuple[int, ...]
     broken: tuple[BrokenRow, ...]
     n_rows: int
     digest: str
     has_case_ids: bool
+    columns: tuple[_Column, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
     @property
     def problems(self) -> list[str]:
         """Every problem of every broken row, in file order."""
         return [p for b in self.broken for p in b.problems]
+
+    def _column(self, kind: str) -> _Column | None:
+        return next((c for c in self.columns if c.kind == kind), None)
+
+    @cached_property
+    def case_ids(self) -> tuple[str | None, ...]:
+        """Each valid row's ``case_id`` (``None`` where the file gives none)."""
+        col = self._column(CASE_ID_COLUMN)
+        if col is None:
+            return (None,) * len(self.rows)
+        return tuple(col.values[k] if k >= 0 else None for k in col.codes.tolist())
+
+    def case(self, i: int) -> NewCase:
+        """The case of valid row ``i``."""
+        def pick(kind: str) -> dict[str, str]:
+            return {c.node: c.values[c.codes[i]] for c in self.columns
+                    if c.kind == kind and c.codes[i] >= 0}
+
+        def one(kind: str) -> str | None:
+            col = self._column(kind)
+            return col.values[col.codes[i]] if col is not None and col.codes[i] >= 0 else None
+
+        return NewCase(pick("evidence"), pick("cause"), one("outcome"), one(THERAPIST_COLUMN),
+                       one(CASE_ID_COLUMN))
+
+    @cached_property
+    def cases(self) -> tuple[NewCase, ...]:
+        """Every valid row's case, in file order."""
+        return tuple(self.case(i) for i in range(len(self.rows)))
+
+    def _json(self, kind: str) -> list[str]:
+        """Per valid row, the JSON object ``{node: state}`` of one kind of column, encoded
+        once per distinct combination (identical to ``json.dumps(..., sort_keys=True)``;
+        node and state names need no escaping: the loader allows ``[a-z0-9_]`` only)."""
+        import numpy as np
+
+        cols = sorted((c for c in self.columns if c.kind == kind), key=lambda c: c.node)
+        n = len(self.rows)
+        if not cols or not n:
+            return ["{}"] * n
+        key = np.zeros(n, dtype=np.int64)
+        for c in cols:
+            key = key * (len(c.values) + 1) + (c.codes + 1)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        pieces = [[f'"{c.node}": "{v}"' for v in c.values] for c in cols]
+        matrix = np.stack([c.codes[first] for c in cols], axis=1).tolist()
+        texts = np.asarray(
+            ["{" + ", ".join([pieces[j][k] for j, k in enumerate(row) if k >= 0]) + "}"
+             for row in matrix], dtype=object)
+        return texts[inverse.ravel()].tolist()
+
+    def store_rows(self, indices: Sequence[int] | None = None
+                   ) -> list[tuple[str, str, str | None, str | None, str | None]]:
+        """The valid rows (or those at ``indices``) as the store keeps them:
+        ``(evidence JSON, adjudicated JSON, outcome, therapist, case_id)``."""
+        evidence, adjudicated = self._json("evidence"), self._json("cause")
+        outcome = self._texts("outcome")
+        therapist = self._texts(THERAPIST_COLUMN)
+        ids = list(self.case_ids)
+        picked = range(len(self.rows)) if indices is None else indices
+        return [(evidence[i], adjudicated[i], outcome[i], therapist[i], ids[i])
+                for i in picked]
+
+    def _texts(self, kind: str) -> list[str | None]:
+        col = self._column(kind)
+        if col is None:
+            return [None] * len(self.rows)
+        return [col.values[k] if k >= 0 else None for k in col.codes.tolist()]
 
     def require_valid(self) -> list[NewCase]:
         """The cases when every row is valid; otherwise :class:`CaseImportError`."""
@@ -244,12 +329,18 @@ def check_cases_csv(
     digest = hashlib.sha256(raw).hexdigest()
     text = _decode(raw, max_bytes)
 
-    records, structure_problem = _records(text)
-    if structure_problem is not None:
-        raise CaseImportError([structure_problem])
-    if not records or all(not "".join(r).strip() for r in records):
+    if not text.strip() or not text.replace(",", "").strip():
         raise CaseImportError(["the file is empty (expected a header row and one row per case)"])
-    return _validate(records, variables, causes, outcome_node, digest)
+    table = _fast_table(text)
+    if table is None:  # odd structure: the csv module says exactly where
+        records, structure_problem = _records(text)
+        if structure_problem is not None:
+            raise CaseImportError([structure_problem])
+        if not records or all(not "".join(r).strip() for r in records):
+            raise CaseImportError(
+                ["the file is empty (expected a header row and one row per case)"])
+        table = _slow_table(records)
+    return _validate(table, variables, causes, outcome_node, digest)
 
 
 def _too_big(size: int | None, max_bytes: int) -> str:
@@ -339,7 +430,7 @@ def _guard(value: str) -> str:
 
 def _header_kinds(
     header: list[str],
-    records: list[list[str]],
+    unnamed_with_data: Sequence[int],
     variables: Mapping[str, Sequence[str]],
     causes: Sequence[str],
     outcome_node: str | None,
@@ -354,7 +445,7 @@ def _header_kinds(
         name = cell.strip()
         where = f"row 1, column {_column_letter(j)}"
         if not name:
-            if any(j < len(r) and r[j].strip() for r in records[1:]):
+            if j in unnamed_with_data:
                 problems.append(f"{where}: the column has data but no name in the header")
             continue
         if name in seen:
@@ -387,103 +478,160 @@ def _header_kinds(
     return kinds, problems
 
 
+@dataclass
+class _Table:
+    """Cells of a CSV by column: ``header`` and one object array per column over the data
+    rows (``None``/NaN where a row has no such field), each row's field count, and whether
+    the row was empty."""
+
+    header: list[str]
+    cells: list[Any]
+    fields: Any  # int array: fields per data row
+    numbers: Any  # int array: spreadsheet row number per data row
+
+
+def _fast_table(text: str) -> _Table | None:
+    """Read a file without quote characters with pandas' C parser (fields per row are then
+    the commas per line plus one); ``None`` otherwise, or when it disagrees — the csv module
+    reads those and names any malformed row."""
+    import numpy as np
+    import pandas as pd
+
+    if '"' in text:
+        return None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    try:
+        frame = pd.read_csv(io.StringIO(text), header=None, dtype=str, na_filter=False,
+                            skip_blank_lines=False, engine="c", index_col=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        return None
+    if frame.empty or len(frame) != len(lines):
+        return None
+    header = [str(v) for v in frame.iloc[0].tolist()]
+    if len(header) != lines[0].count(",") + 1:
+        return None
+    data = frame.iloc[1:]
+    cells = [data[c].to_numpy(dtype=object) for c in frame.columns]
+    fields = np.fromiter((line.count(",") + 1 if line else 0 for line in lines[1:]),
+                         dtype=np.int64, count=len(lines) - 1)
+    return _Table(header, cells, fields, np.arange(2, len(lines) + 1, dtype=np.int64))
+
+
+def _slow_table(records: list[list[str]]) -> _Table:
+    import numpy as np
+
+    header = records[0]
+    width = len(header)
+    data = records[1:]
+    fields = np.fromiter((len(r) for r in data), dtype=np.int64, count=len(data))
+    padded = [r if len(r) == width else (r + [None] * width)[:width] for r in data]
+    cells = [np.asarray(c, dtype=object) for c in zip(*padded, strict=True)] if padded \
+        else [np.empty(0, dtype=object) for _ in range(width)]
+    return _Table(header, cells, fields, np.arange(2, len(data) + 2, dtype=np.int64))
+
+
+def _clean_column(col: Any) -> tuple[Any, list[str]]:
+    """Codes into the column's stripped values (-1: empty or missing), and those values."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    stripped = [u.strip() if isinstance(u, str) else "" for u in uniques]
+    values = sorted({v for v in stripped if v})
+    position = {v: i for i, v in enumerate(values)}
+    lookup = np.asarray([position.get(v, -1) for v in stripped] + [-1], dtype=np.int64)
+    return lookup[codes], values
+
+
 def _validate(
-    records: list[list[str]],
+    table: _Table,
     variables: Mapping[str, Sequence[str]],
     causes: Sequence[str],
     outcome_node: str | None,
     digest: str,
 ) -> CaseFile:
     import numpy as np  # only here: reading cases is not on the query path
-    import pandas as pd
 
-    header = records[0]
+    header = [h.strip() for h in table.header]
     width = len(header)
-    kinds, header_problems = _header_kinds(header, records, variables, causes, outcome_node)
+    # any cell with text in a column beyond the header, or in an unnamed column
+    cleaned = [_clean_column(c) for c in table.cells]
+    filled_any = np.zeros(len(table.numbers), dtype=bool)
+    for codes, _ in cleaned:
+        filled_any |= codes >= 0
+    unnamed_with_data = [j for j in range(width) if not header[j]
+                         and (cleaned[j][0] >= 0).any()]
+    kinds, header_problems = _header_kinds(header, unnamed_with_data, variables, causes,
+                                           outcome_node)
     has_content_columns = any(k in ("evidence", "cause", "outcome") for k, _ in kinds.values())
 
     # ---- rows: blank ones are skipped, ragged ones are broken ----
     row_problems: dict[int, list[str]] = {}
-    numbers: list[int] = []
-    good: list[list[str]] = []
-    for number, record in enumerate(records[1:], start=2):
-        if not "".join(record).strip():
-            continue  # blank line or a row of empty cells
-        if len(record) != width:
-            row_problems[number] = [
-                f"row {number}: malformed row: {len(record)} fields, but the header has "
-                f"{width} columns (check for a missing or unquoted comma)"
-            ]
-            continue
-        numbers.append(number)
-        good.append(record)
-    n_rows = len(numbers) + len(row_problems)
+    ragged = filled_any & (table.fields != width)
+    for i in np.flatnonzero(ragged):
+        number = int(table.numbers[i])
+        row_problems[number] = [
+            f"row {number}: malformed row: {int(table.fields[i])} fields, but the header has "
+            f"{width} columns (check for a missing or unquoted comma)"
+        ]
+    usable = filled_any & ~ragged
+    n_rows = int(filled_any.sum())
     if n_rows == 0:
         raise CaseImportError([*header_problems, "the file has a header row but no cases"])
 
-    number_arr = np.asarray(numbers, dtype=np.int64)
-    frame = pd.DataFrame(good, columns=range(width), dtype=object) if good else None
-    columns: dict[int, list[str]] = {}
-    content = np.zeros(len(good), dtype=bool)
+    numbers = table.numbers
+    content = np.zeros(len(numbers), dtype=bool)
+    columns: list[_Column] = []
     for j, (kind, node) in sorted(kinds.items()):
-        col = frame[j].str.strip() if frame is not None else pd.Series([], dtype=object)
-        filled = (col != "").to_numpy()
+        codes, values = cleaned[j]
         if kind in ("evidence", "cause", "outcome"):
-            content |= filled
             states = list(variables[node])
-            bad = filled & ~col.isin(states).to_numpy()
-            for i in np.flatnonzero(bad):
-                row_problems.setdefault(int(number_arr[i]), []).append(
-                    f'row {number_arr[i]}, column "{header[j].strip()}": unknown state '
-                    f'"{col.iat[i]}"; allowed: {", ".join(states)} (or leave the cell empty '
-                    "if unknown)"
-                )
-        elif any(v.startswith("'") for v in col):
-            col = col.map(_unguard)
-        columns[j] = col.tolist()
-    for i in np.flatnonzero(~content if has_content_columns else np.zeros(0, dtype=int)):
-        row_problems.setdefault(int(number_arr[i]), []).append(
-            f"row {number_arr[i]}: no evidence, adjudicated cause or outcome in this row"
-        )
-    id_column = next((j for j, (kind, _) in kinds.items() if kind == CASE_ID_COLUMN), None)
-    if id_column is not None:
-        first_row_with_id: dict[str, int] = {}
-        for i, case_id in enumerate(columns[id_column]):
-            if not case_id:
-                continue
-            if case_id in first_row_with_id:
-                row_problems.setdefault(int(number_arr[i]), []).append(
-                    f'row {number_arr[i]}, column "{CASE_ID_COLUMN}": duplicate case_id '
-                    f'"{case_id}" (first used in row {first_row_with_id[case_id]})'
+            index = {v: states.index(v) for v in values if v in states}
+            content |= codes >= 0
+            bad_values = [k for k, v in enumerate(values) if v not in index]
+            if bad_values:
+                bad = usable & np.isin(codes, bad_values)
+                for i in np.flatnonzero(bad):
+                    row_problems.setdefault(int(numbers[i]), []).append(
+                        f'row {numbers[i]}, column "{header[j]}": unknown state '
+                        f'"{values[codes[i]]}"; allowed: {", ".join(states)} (or leave the '
+                        "cell empty if unknown)"
+                    )
+            # codes into the node's states, so that values are the states themselves
+            remap = np.asarray([index.get(v, -1) for v in values] + [-1], dtype=np.int64)
+            columns.append(_Column(kind, node, remap[codes], tuple(states)))
+        else:
+            values = [_unguard(v) for v in values]
+            columns.append(_Column(kind, node, codes, tuple(values)))
+    if has_content_columns:
+        for i in np.flatnonzero(usable & ~content):
+            row_problems.setdefault(int(numbers[i]), []).append(
+                f"row {numbers[i]}: no evidence, adjudicated cause or outcome in this row"
+            )
+    id_col = next((c for c in columns if c.kind == CASE_ID_COLUMN), None)
+    if id_col is not None:
+        first_row_with_id: dict[int, int] = {}
+        for i in np.flatnonzero(usable & (id_col.codes >= 0)):
+            code = int(id_col.codes[i])
+            if code in first_row_with_id:
+                row_problems.setdefault(int(numbers[i]), []).append(
+                    f'row {numbers[i]}, column "{CASE_ID_COLUMN}": duplicate case_id '
+                    f'"{id_col.values[code]}" (first used in row {first_row_with_id[code]})'
                 )
             else:
-                first_row_with_id[case_id] = int(number_arr[i])
+                first_row_with_id[code] = int(numbers[i])
 
-    # ---- the valid rows' cases ----
-    evidence_cols = [(node, columns[j]) for j, (k, node) in kinds.items() if k == "evidence"]
-    cause_cols = [(node, columns[j]) for j, (k, node) in kinds.items() if k == "cause"]
-    outcome_col = next((columns[j] for j, (k, _) in kinds.items() if k == "outcome"), None)
-    therapist_col = next((columns[j] for j, (k, _) in kinds.items() if k == THERAPIST_COLUMN),
-                         None)
-    id_col = columns[id_column] if id_column is not None else None
-    cases: list[NewCase] = []
-    rows: list[int] = []
-    for i, number in enumerate(numbers):
-        if number in row_problems:
-            continue
-        cases.append(NewCase(
-            {node: vals[i] for node, vals in evidence_cols if vals[i]},
-            {node: vals[i] for node, vals in cause_cols if vals[i]},
-            (outcome_col[i] or None) if outcome_col is not None else None,
-            (therapist_col[i] or None) if therapist_col is not None else None,
-            (id_col[i] or None) if id_col is not None else None,
-        ))
-        rows.append(number)
     broken = tuple(BrokenRow(r, tuple(row_problems[r])) for r in sorted(row_problems))
     if header_problems:  # no row can be trusted: every problem at once, nothing imported
         raise CaseImportError([*header_problems, *(p for b in broken for p in b.problems)])
-    return CaseFile(tuple(cases), tuple(rows), broken, n_rows, digest,
-                    id_column is not None)
+    keep = usable.copy()
+    if row_problems:
+        keep &= ~np.isin(numbers, np.fromiter(row_problems, dtype=np.int64))
+    kept = tuple(_Column(c.kind, c.node, c.codes[keep], c.values) for c in columns)
+    return CaseFile(tuple(numbers[keep].tolist()), broken, n_rows, digest,
+                    id_col is not None, kept)
 
 
 # --------------------------------------------------------------------------------------------

@@ -885,6 +885,28 @@ class Store:
                 owner,
                 ref,
             ))
+        return self._insert_cases(rows, therapist, source)
+
+    def add_case_rows(
+        self,
+        rows: Sequence[tuple[str, str, str | None, str | None, str | None]],
+        therapist: str,
+        *,
+        source: ImportSource | None = None,
+    ) -> list[int]:
+        """Like :meth:`add_cases` for cases already encoded by :mod:`calibration.cases`
+        (``CaseFile.store_rows``): ``(evidence JSON, adjudicated JSON, outcome, therapist or
+        None, case_id or None)`` — the fast path of a large import."""
+        _require_name(therapist, "therapist")
+        for i, row in enumerate(rows[:1]):  # the encoder's shape; its content is trusted
+            if len(row) != 5 or not (isinstance(row[0], str) and row[0].startswith("{")):
+                raise TypeError(f"row {i} is not an encoded case row")
+        encoded = [(ev, adj, outcome, owner if owner is not None else therapist, ref)
+                   for ev, adj, outcome, owner, ref in rows]
+        return self._insert_cases(encoded, therapist, source)
+
+    def _insert_cases(self, rows: Sequence[tuple[Any, ...]], therapist: str,
+                      source: ImportSource | None) -> list[int]:
         if not rows and source is None:
             return []
         with self._write() as conn:
@@ -903,7 +925,8 @@ class Store:
                 conn.executemany(
                     "INSERT INTO cases (evidence, adjudicated, outcome, therapist, created_at, "
                     "import_id, case_ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(*r[:4], created, import_id, r[4]) for r in rows],
+                    [(ev, adj, outcome, owner, created, import_id, ref)
+                     for ev, adj, outcome, owner, ref in rows],
                 )
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"{self._path}: a case_id is already stored ({exc}); "

@@ -468,7 +468,8 @@ class Clinic:
         """What importing ``checked`` would add, skip and refuse (nothing is written)."""
         previous = tuple(r for r in self._store.imports(checked.digest)
                          if self._store.cases_of_import(r.id) > 0)
-        refs = [c.case_id for c in checked.cases if c.case_id]
+        ids = checked.case_ids
+        refs = [r for r in ids if r]
         known_by_ref = self._store.known_cases(refs) if refs else {}
         # an export writes a case's store id as its case_id when it has none of its own
         numbers = [int(r) for r in refs if r not in known_by_ref and r.isdigit()
@@ -477,17 +478,20 @@ class Clinic:
         known: list[tuple[int, KnownCase]] = []
         conflicts: list[BrokenRow] = []
         new: list[int] = []
-        for i, (case, row) in enumerate(zip(checked.cases, checked.rows, strict=True)):
-            hit = known_by_ref.get(case.case_id) if case.case_id else None
-            if hit is None and case.case_id and case.case_id.isdigit() and len(
-                    case.case_id) < 19:
-                own = exported.get(int(case.case_id))
-                if own is not None and _same_case(case, own):
+        if not refs:  # no case_id column (or none filled): every row is a new case
+            return ImportPlan(checked, file_name, previous, (), (), tuple(range(len(checked))))
+        for i, (ref, row) in enumerate(zip(ids, checked.rows, strict=True)):
+            hit = known_by_ref.get(ref) if ref else None
+            if hit is None and ref and ref.isdigit() and len(ref) < 19:
+                own = exported.get(int(ref))
+                if own is not None and _same_case(checked.case(i), own):
                     known.append((i, own))
                     continue
             if hit is None:
                 new.append(i)
-            elif _same_case(case, hit):
+                continue
+            case = checked.case(i)
+            if _same_case(case, hit):
                 known.append((i, hit))
             else:
                 where = str(hit.imported) if hit.imported else "the app"
@@ -519,10 +523,10 @@ class Clinic:
                     "use --skip-broken (in the app: tick 'Import the valid rows')"
                     if valid else "")
             raise CaseImportError(plan.problems, hint=hint)
-        cases = [plan.file.cases[i] for i in plan.new]
         source_record = ImportSource(plan.file.digest, file_name, plan.file.n_rows,
                                      skipped_broken=len(broken), skipped_known=len(plan.known))
-        ids = self._store.add_cases(cases, therapist=name, source=source_record)
+        rows = plan.file.store_rows(None if len(plan.new) == len(plan.file) else plan.new)
+        ids = self._store.add_case_rows(rows, therapist=name, source=source_record)
         records = self._store.imports(plan.file.digest)
         return ImportReport(plan, tuple(ids), records[-1] if records else None,
                             tuple(broken))
