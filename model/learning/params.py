@@ -340,6 +340,12 @@ class CanonicalParams(NodeParams):
         current = tuple(np.asarray(p, dtype=float) for p in params)
         if counts.sum() <= 0:
             return self.start
+        # EM never leaves an exact zero (a link equal to the leak, c = 0): start such rows a
+        # hair inside, so that the cases can still move them
+        lifted = [_lift(current[0], np.ones(1, dtype=bool))]
+        for i, a in enumerate(current[1:]):
+            lifted.append(_lift(a, self.on[i]))
+        current = tuple(lifted)
         for _ in range(max(1, max_iter)):
             expected = self.activation_counts(counts, current)
             leak = _dirichlet_mean(self.alpha[0], expected[0], self.start[0])
@@ -404,6 +410,17 @@ class CanonicalParams(NodeParams):
             new_leak = _distribution(leak)
         return cal.with_node(replace(node, params=new_params, leak=new_leak,
                                      column_confidence=dict(confidence)))
+
+
+def _lift(dist: np.ndarray, rows: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Rows (where ``rows`` is true) with an exact zero mixed with ``eps`` of uniform."""
+    arr = np.atleast_2d(dist)
+    zero = (arr <= 0).any(axis=-1) & np.broadcast_to(rows, arr.shape[:-1])
+    if not zero.any():
+        return dist
+    out = arr.copy()
+    out[zero] = (1 - eps) * out[zero] + eps / arr.shape[-1]
+    return out.reshape(dist.shape)
 
 
 def _clean(x: float) -> float:

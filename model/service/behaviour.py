@@ -318,7 +318,9 @@ def _hold_back(fitted, evaluator: CheckEvaluator, learned: list[str], soft: list
     def holds(nodes: Sequence[str], t: float) -> tuple[bool, Calibration]:
         cal = fitted.reweighted(dict.fromkeys(nodes, t))
         gaps = evaluator.gaps(evaluator.values(_tables(cal, learned)))[0]
-        ok = all(gaps[j] >= target[j] for j in must_hold if j in soft or fit_gaps[j] > 0)
+        # the checks being repaired get a small safety margin; the others must still hold
+        ok = all(gaps[j] >= target[j] for j in soft) and all(
+            gaps[j] > 0 for j in must_hold if j not in soft and fit_gaps[j] > 0)
         return ok, cal
 
     # the fewest nodes, most influential first, whose experts' numbers restore the orderings
@@ -391,8 +393,8 @@ def _pulls(fitted, cal: Calibration, evaluator: CheckEvaluator, j: int, cases: o
     net = CompiledNetwork(base.variables, {n: node.parents for n, node in base.nodes.items()},
                           cal.cpts(), joint_sets=list(families.values()))
     res = net.query(likelihood_arrays(keys, base), raise_on_impossible=False)
-    effect = np.zeros(keys.shape[0])
-    for n in active:
+    contribution = np.zeros((keys.shape[0], len(active)))
+    for a, n in enumerate(active):
         joint = np.nan_to_num(res.joints[families[n]])  # (P, *parent_cards, card)
         weight = _column_weight(fitted, n)  # (*parent_cards,)
         per_col = joint.sum(axis=-1)
@@ -400,15 +402,18 @@ def _pulls(fitted, cal: Calibration, evaluator: CheckEvaluator, j: int, cases: o
         # removing one case: Δθ_x = -Σ_y c_xy (e_y - θ_x) / (W_x - s_x), so the pair's
         # margin moves by -Σ_xy c_xy·grad_xy / (W_x - s_x)
         change = -(joint * grad[n][None]).sum(axis=-1) / denom
-        effect += change.reshape(keys.shape[0], -1).sum(axis=1)
+        contribution[:, a] = change.reshape(keys.shape[0], -1).sum(axis=1)
+    effect = contribution.sum(axis=1)
     order = np.argsort(-effect)
     names = list(base.nodes)
-    relevant = sorted({v for n in active for v in families[n]}, key=names.index)
     out = []
     for p in order[:top]:
         if not effect[p] > 1e-6:
             break
         rows_p = tuple(int(i) for i in np.flatnonzero(inverse == p))
+        # the answers behind the families that make most of this case's pull
+        main = [n for a, n in enumerate(active) if contribution[p, a] >= 0.25 * effect[p]]
+        relevant = sorted({v for n in main for v in families[n]}, key=names.index)
         answers = ", ".join(f"{v}={base.nodes[v].states[keys[p, names.index(v)]]}"
                             for v in relevant if keys[p, names.index(v)] >= 0)
         out.append(CasePull(rows_p, float(effect[p]), answers or "no relevant answers"))
