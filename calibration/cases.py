@@ -210,8 +210,9 @@ class CaseFile:
 
     def _json(self, kind: str) -> list[str]:
         """Per valid row, the JSON object ``{node: state}`` of one kind of column, encoded
-        once per distinct combination (identical to ``json.dumps(..., sort_keys=True)``;
-        node and state names need no escaping: the loader allows ``[a-z0-9_]`` only)."""
+        once per distinct combination (identical to ``json.dumps(..., sort_keys=True,
+        separators=(",", ":"))``, what the store writes for a case; node and state names
+        need no escaping: the loader allows ``[a-z0-9_]`` only)."""
         import numpy as np
 
         cols = sorted((c for c in self.columns if c.kind == kind), key=lambda c: c.node)
@@ -222,10 +223,10 @@ class CaseFile:
         for c in cols:
             key = key * (len(c.values) + 1) + (c.codes + 1)
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        pieces = [[f'"{c.node}": "{v}"' for v in c.values] for c in cols]
+        pieces = [[f'"{c.node}":"{v}"' for v in c.values] for c in cols]
         matrix = np.stack([c.codes[first] for c in cols], axis=1).tolist()
         texts = np.asarray(
-            ["{" + ", ".join([pieces[j][k] for j, k in enumerate(row) if k >= 0]) + "}"
+            ["{" + ",".join([pieces[j][k] for j, k in enumerate(row) if k >= 0]) + "}"
              for row in matrix], dtype=object)
         return texts[inverse.ravel()].tolist()
 
@@ -503,7 +504,7 @@ def _fast_table(text: str) -> _Table | None:
     if lines and lines[-1] == "":
         lines.pop()
     try:
-        frame = pd.read_csv(io.StringIO(text), header=None, dtype=str, na_filter=False,
+        frame = pd.read_csv(io.StringIO(text), header=None, dtype=object, na_filter=False,
                             skip_blank_lines=False, engine="c", index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         return None

@@ -879,8 +879,8 @@ class Store:
                     raise ValueError(f"case {i}: case_id {ref!r} is given twice")
                 refs.add(ref)
             rows.append((
-                json.dumps(case.evidence, sort_keys=True),
-                json.dumps(case.adjudicated, sort_keys=True),
+                _compact(case.evidence),
+                _compact(case.adjudicated),
                 case.outcome,
                 owner,
                 ref,
@@ -1107,6 +1107,12 @@ def _version_exists(conn: sqlite3.Connection, version_id: int) -> bool:
     return conn.execute(
         "SELECT 1 FROM calibration_versions WHERE id = ?", (int(version_id),)
     ).fetchone() is not None
+
+
+def _compact(mapping: Mapping[str, str]) -> str:
+    """The JSON a case's answers are stored as: keys sorted, no spaces (the encoder of
+    :meth:`calibration.cases.CaseFile.store_rows` writes the same)."""
+    return json.dumps(mapping, sort_keys=True, separators=(",", ":"))
 
 
 def _require_text(value: object, what: str) -> None:

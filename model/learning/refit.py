@@ -1,14 +1,21 @@
 """Learning a calibration's numbers from recorded cases, starting from the experts' numbers.
 
 Every column of every table is read as a Dirichlet prior: the expert distribution ``p`` with
-confidence ``N`` (the node's equivalent sample size, :attr:`NodeSpec.confidence`) is
-Dirichlet(N·p). After counts ``n`` in that column the numbers become
+confidence ``N`` (the column's equivalent sample size, :meth:`NodeSpec.confidence_of` — the
+node's ``confidence`` unless ``column_confidence`` says otherwise) is Dirichlet(N·p). After
+counts ``n`` in that column the numbers become
 
     (N·p + n) / (N + Σn)
 
 which is the posterior mean of Dirichlet(N·p) and also the maximiser of
 ``Σ (n + N·p)·log θ``. With ``N`` small the data speak; with ``N`` large the experts do.
 A column without any count keeps the expert's numbers.
+
+Noisy-OR / noisy-MAX nodes keep their form: they are learned in their own parameters (the
+leak and one link distribution per parent state) by EM over the hidden per-parent
+activations, with Dirichlet priors on those (:mod:`model.learning.params`), and are written
+back in Díez parameters. Every refitted column (a canonical node: its leak and each link) gets
+``column_confidence`` = prior confidence + the cases behind it.
 
 Two estimators, scikit-learn style (settings in the constructor, ``fit(cases)`` returns the
 estimator, results in attributes ending in ``_``):
@@ -19,7 +26,7 @@ estimator, results in attributes ending in ``_``):
   observed and unanswered questions are filled in by their posterior under the current
   numbers (E-step, exact junction-tree inference, one batched query per iteration), then the
   update above is applied to the expected counts (M-step). This is MAP-EM: it climbs
-  ``log P(cases | θ) + Σ N·p·log θ`` and never goes down. It assumes values are missing at
+  ``log P(cases | θ) + log prior`` and never goes down. It assumes values are missing at
   random (whether a question was answered does not depend on the answer).
 
 What the cases are

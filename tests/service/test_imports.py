@@ -139,8 +139,8 @@ def test_the_encoded_rows_equal_the_case_objects(clinic, tmp_path) -> None:
     frame.insert(0, "therapist", ["", "Dr B", "=cmd"] * 100)
     checked = clinic.check_case_file(frame.to_csv(index=False).encode())
     for case, row in zip(checked.cases, checked.store_rows(), strict=True):
-        assert row[0] == json.dumps(case.evidence, sort_keys=True)
-        assert row[1] == json.dumps(case.adjudicated, sort_keys=True)
+        assert row[0] == json.dumps(case.evidence, sort_keys=True, separators=(",", ":"))
+        assert row[1] == json.dumps(case.adjudicated, sort_keys=True, separators=(",", ":"))
         assert row[2:] == (case.outcome, case.therapist, case.case_id)
 
 
