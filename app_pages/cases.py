@@ -266,7 +266,8 @@ def refit_tab(clinic: Clinic, counts: CaseCounts, base_model: Model) -> None:
     folds = int(st.number_input("Folds for the held-out comparison (k)", min_value=2,
                                 max_value=10, value=5, step=1, key="kp_cases_folds"))
     assert base.version is not None
-    request = (base.version.content_hash, clinic.cases_revision(), method, folds)
+    request = (base.version.content_hash, f"{clinic.path}|{clinic.cases_revision()}", method,
+               folds)
     if st.button("Preview the refit", type="primary", key="kp_cases_refit_button",
                  icon=":material/model_training:"):
         ss[REFIT] = request

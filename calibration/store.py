@@ -990,10 +990,12 @@ class Store:
         """A short text that changes whenever a case is added or deleted (for caches)."""
         with self._read() as conn:
             count, last = conn.execute("SELECT count(*), max(id) FROM cases").fetchone()
-            audit = conn.execute(
-                "SELECT max(id) FROM audit_log WHERE action IN ('add_cases', 'delete_case')"
-            ).fetchone()[0]
-        return f"{count}:{last}:{audit}"
+            audit, at = conn.execute(
+                "SELECT id, at FROM audit_log WHERE action IN ('add_cases', 'delete_case') "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone() or (None, None)
+        # the time of the last change makes it unique across stores, not only within one
+        return f"{count}:{last}:{audit}:{at}"
 
     def known_cases(self, refs: Sequence[str]) -> dict[str, KnownCase]:
         """The stored cases whose ``case_id`` is in ``refs``, by that id."""

@@ -44,7 +44,6 @@ column ``N_x + Σ_y n[x, y]``; a link ``N_{i,s}`` plus the cases with parent ``i
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -447,12 +446,3 @@ def node_params(cal: Calibration, name: str, *, keep_form: bool = True,
         # a canonical node learned as a table: its column priors are the node's confidence
         cal = cal.with_table(name, cal.cpt(name))
     return TableParams.of(cal, name, confidence)
-
-
-def parameter_keys(cal: Calibration, name: str) -> list[str]:
-    """The keys of :meth:`NodeSpec.confidence_of` for ``name``'s current form."""
-    node = cal.nodes[name]
-    if node.cpt == "table":
-        return [column_key(c) for c in itertools.product(
-            *(cal.nodes[p].states for p in node.parents))]
-    return ["leak"] + [f"{p}={s}" for p, by in node.params.items() for s in by]

@@ -34,7 +34,9 @@ import numpy as np
 from calibration.schema import BehaviourCheck, Calibration
 from model.inference.batching import one_hot
 from model.inference.engine import CompiledNetwork
-from model.learning.refit import encode_cases, likelihood_arrays
+from model.learning.refit import Cases, DirichletRefit, EMRefit, encode_cases, likelihood_arrays
+
+Fitted = DirichletRefit | EMRefit
 
 __all__ = [
     "CREDIBLE",
@@ -257,7 +259,7 @@ def _tables(cal: Calibration, nodes: Sequence[str]) -> dict[str, np.ndarray]:
     return {n: cal.cpt(n) for n in nodes}
 
 
-def keep_orderings(fitted, cases: object, *, credible: float = CREDIBLE, draws: int = DRAWS,
+def keep_orderings(fitted: Fitted, cases: Cases, *, credible: float = CREDIBLE, draws: int = DRAWS,
                    seed: int = 0, pulls: int = 5) -> Outcome:
     """Apply the module's rule to a fitted estimator (:class:`DirichletRefit` or
     :class:`EMRefit`, after ``fit(cases)``)."""
@@ -298,7 +300,7 @@ def keep_orderings(fitted, cases: object, *, credible: float = CREDIBLE, draws: 
     return Outcome(cal, held, tuple(failures), base_failures)
 
 
-def _hold_back(fitted, evaluator: CheckEvaluator, learned: list[str], soft: list[int],
+def _hold_back(fitted: Fitted, evaluator: CheckEvaluator, learned: list[str], soft: list[int],
                base_gaps: np.ndarray, fit_gaps: np.ndarray, p_fail: Mapping[int, float]
                ) -> tuple[Calibration, HeldBack]:
     base = fitted.base
@@ -351,7 +353,7 @@ def _hold_back(fitted, evaluator: CheckEvaluator, learned: list[str], soft: list
 # ---------------------------------------------------------------------------------------------
 
 
-def _pulls(fitted, cal: Calibration, evaluator: CheckEvaluator, j: int, cases: object,
+def _pulls(fitted: Fitted, cal: Calibration, evaluator: CheckEvaluator, j: int, cases: Cases,
            learned: list[str], top: int) -> tuple[CasePull, ...]:
     """First-order influence of leaving one case out on the failing pair of check ``j``.
 
@@ -420,7 +422,7 @@ def _pulls(fitted, cal: Calibration, evaluator: CheckEvaluator, j: int, cases: o
     return tuple(out)
 
 
-def _column_weight(fitted, name: str) -> np.ndarray:
+def _column_weight(fitted: Fitted, name: str) -> np.ndarray:
     """Each column's confidence after the fit (prior + cases), as an array over columns."""
     base = fitted.base
     counts = fitted.counts_[name]

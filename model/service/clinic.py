@@ -170,10 +170,6 @@ class ImportPlan:
     def problems(self) -> list[str]:
         return [p for b in self.broken for p in b.problems]
 
-    @property
-    def already_imported(self) -> bool:
-        return bool(self.previous)
-
     def known_summary(self) -> list[str]:
         """Where the already-stored rows came from: one line per earlier import."""
         groups: dict[str, int] = {}
@@ -457,12 +453,6 @@ class Clinic:
         if isinstance(source, bytes):
             return check_cases_csv(source, **vocab, **limit)
         return read_case_file(source, **vocab, **limit)
-
-    def read_cases(self, source: str | Path | bytes, max_bytes: int | None = None
-                   ) -> list[NewCase]:
-        """Parse a cases CSV, all or nothing: :class:`~model.errors.CaseImportError` lists
-        every problem."""
-        return self.check_case_file(source, max_bytes).require_valid()
 
     def plan_import(self, checked: CaseFile, file_name: str = "") -> ImportPlan:
         """What importing ``checked`` would add, skip and refuse (nothing is written)."""
