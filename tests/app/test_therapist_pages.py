@@ -650,6 +650,45 @@ def test_refit_without_adjudicated_causes_explains_the_missing_metrics(home):
     assert "no case has an adjudicated cause" in info
 
 
+def test_a_refit_the_cases_contradict_names_the_check_and_the_cases_and_cannot_be_saved(home):
+    table = CAL.cpt("soreness_duration").copy()
+    table[..., 1, :] = [0.75, 0.20, 0.05]  # a non-training cause makes soreness shorter
+    frame = sample_cases(CAL.with_table("soreness_duration", table), 600, seed=0)
+    observable = [n for n, s in CAL.nodes.items() if s.observable]
+    with Store(store_file(home), seed_toml=self_contained(shipped_default())) as store:
+        store.add_cases([NewCase({k: r[k] for k in observable}, {c: r[c] for c in CAL.causes})
+                         for r in frame.to_dict("records")], therapist="seed")
+    at = cases_page(home)
+    assert "Starts from the active version 1 (an expert calibration) and uses all 600 " \
+        "stored case(s)" in " ".join(m.value for m in at.markdown)
+    at.button(key="kp_cases_refit_button").click().run()
+    assert_ok(at)
+    shown = at.get_by_key("kp_cases_behaviour").error[0].value
+    assert "The cases contradict these behaviour checks" in shown
+    assert "duration_points_to_other_cause: P(other_cause=yes | soreness_duration=3_to_7_days)" \
+        in shown and "short by" in shown and "% likely" in shown
+    assert "pulled by case " in shown and "other_cause=yes, soreness_duration=under_3_days" \
+        in shown
+    assert at.button(key="kp_cases_save_button").disabled
+    assert versions(home)[0][-1].id == 1
+
+
+def test_a_small_refit_keeps_the_experts_orderings_and_says_so(home):
+    seed_cases(home, n=100, seed=4)  # a sample whose plain refit breaks a check
+    at = cases_page(home)
+    at.button(key="kp_cases_refit_button").click().run()
+    assert_ok(at)
+    info = at.get_by_key("kp_cases_behaviour").info[0].value
+    assert info.startswith("**Kept the experts' orderings:** ")
+    assert "of the cases' weight, so that" in info and "do not credibly contradict" in info
+    assert not at.get_by_key("kp_cases_behaviour").error
+    save = at.button(key="kp_cases_save_button")
+    assert not save.disabled
+    save.click().run()
+    listed, _ = versions(home)
+    assert listed[-1].kind == "refit" and listed[-1].fitted_from == 1
+
+
 # ---- case capture (Assess page, therapist mode) -------------------------------------------------
 def capture_script() -> None:
     import model
