@@ -63,9 +63,11 @@ class Refit:
     """A refit and what it changes, before anything is saved.
 
     ``history`` is the log-likelihood of the cases after each EM step (Dirichlet counting:
-    before and after). ``comparison`` is the k-fold held-out comparison, or ``None`` with
-    the reason in ``cv_problem``. ``moved`` lists every table entry that moved, largest
-    first (for two-state nodes only the second state: the first is its mirror image).
+    before and after); when nodes were held back, its last entry is that of the held-back
+    result. ``comparison`` is the k-fold held-out comparison (each fold refitted by the
+    estimator alone, without the hold-back), or ``None`` with the reason in ``cv_problem``.
+    ``moved`` lists every table entry that moved, largest first (for two-state nodes only the
+    second state: the first is its mirror image).
     ``held_back`` says which nodes kept part of the experts' numbers so that a behaviour
     check the cases do not credibly contradict still holds; ``failures`` are the checks the
     cases do contradict (the save policy refuses those); ``base_failures`` the checks the
