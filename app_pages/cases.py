@@ -1,16 +1,15 @@
 """Cases (therapists): the clinic's recorded cases, CSV import and export, and a refit of the
 numbers from the cases — previewed (what moved, the reference lifters, the behaviour checks,
-held-out metrics) before it is saved as a new version.
+held-out metrics with a reliability chart) before it is saved as a new version.
 
-Imports, refits and saves go through :class:`model.service.Clinic` and
-:mod:`model.service.refit` (the same policy as the command line); this page only draws
-widgets.
+Imports, refits and saves go through :class:`model.service.Clinic` (the same policy as the
+command line): a file or case imported before is recognised, broken rows are named, and a
+refit always starts from the expert calibration with every stored case. This page only draws
+widgets; counts come from SQL and the list is read a page at a time, so a store with 200,000
+cases reruns as fast as an empty one.
 """
 
 from __future__ import annotations
-
-import hashlib
-import json
 
 import pandas as pd
 import streamlit as st
@@ -21,13 +20,17 @@ from calibration.schema import Calibration
 from model.errors import CaseImportError, KnowpainError
 from model.network_model import Model
 from model.service import views
-from model.service.clinic import CalibrationVersion, Case, Clinic
-from model.service.refit import Refit, refit
+from model.service.clinic import CaseCounts, Clinic, ImportPlan, RefitBase
+from model.service.refit import Refit
+from model.service.settings import Settings
 from model.text.verbal import describe
 
 ss = st.session_state
 UPLOAD_ROUND = "kp_cases_upload_round"  # bumped after an import, to empty the uploader
 REFIT = "kp_cases_refit"  # the refit the therapist asked to preview
+PAGE = "kp_cases_page"  # the page of the case list on show
+PAGE_SIZE = 50
+EAGER_EXPORT = 5_000  # up to this many cases the export is built with the page
 METHODS = {
     "auto": "Automatic: EM when any value is missing, otherwise Dirichlet counting",
     "em": "EM (expectation–maximisation): uses incomplete cases too",
@@ -48,21 +51,45 @@ who = therapist.therapist_name()
 
 
 # ---- list -------------------------------------------------------------------------------------
-def case_list(cases: list[Case], cal: Calibration) -> None:
+def case_list(clinic: Clinic, counts: CaseCounts, cal: Calibration) -> None:
     with st.container(key="kp_cases_list"):
-        if not cases:
+        if not counts.total:
             st.info("No cases yet. Import a CSV file, or save cases from the Assess page in "
                     "therapist mode.", icon=":material/folder_open:")
             return
-        judged = sum(1 for c in cases if c.adjudicated)
-        followed = sum(1 for c in cases if c.outcome is not None)
-        st.markdown(f"**{len(cases)} case(s)** · {judged} with an adjudicated cause · "
-                    f"{followed} with a follow-up outcome")
-        st.dataframe(views.case_table(cases, cal), hide_index=True, width="stretch", height=360)
+        st.markdown(f"**{counts.total:,} case(s)** · {counts.adjudicated:,} with an "
+                    f"adjudicated cause · {counts.with_outcome:,} with a follow-up outcome")
+        pages = max(1, -(-counts.total // PAGE_SIZE))
+        if pages > 1:
+            number = int(st.number_input(f"Page (of {pages:,}, {PAGE_SIZE} cases each)",
+                                         min_value=1, max_value=pages, value=1, step=1,
+                                         key=PAGE))
+        else:
+            number = 1
+        shown = clinic.case_page(PAGE_SIZE, (number - 1) * PAGE_SIZE)
+        st.dataframe(views.case_table(shown, cal), hide_index=True, width="stretch",
+                     height=360)
+        imports = clinic.imports()
+        if imports:
+            with st.expander(f"Imports ({len(imports):,})"):
+                st.dataframe(pd.DataFrame([
+                    {"import": r.id, "file": r.file_name, "by": r.who,
+                     "when (UTC)": f"{r.at:%Y-%m-%d %H:%M}", "rows": r.rows,
+                     "stored": r.imported, "already stored": r.skipped_known,
+                     "broken, skipped": r.skipped_broken} for r in reversed(imports)]),
+                    hide_index=True, width="stretch")
 
 
 # ---- import and export --------------------------------------------------------------------------
-def import_export(clinic: Clinic, cases: list[Case], cal: Calibration) -> None:
+def _export_all(conf: Settings) -> str:
+    """Every case as CSV (read when asked for: a large store is not read on every rerun)."""
+    with Clinic.open(conf) as clinic:
+        cal = clinic.calibration()
+        return cases_to_csv(clinic.cases(), variables=cal.variables, causes=cal.causes,
+                            outcome_node=cal.outcome)
+
+
+def import_export(clinic: Clinic, counts: CaseCounts, cal: Calibration) -> None:
     vocab = {"variables": cal.variables, "causes": cal.causes, "outcome_node": cal.outcome}
     st.markdown("##### Import cases from a CSV file")
     with st.expander("What the file must look like"):
@@ -71,8 +98,11 @@ def import_export(clinic: Clinic, cases: list[Case], cal: Calibration) -> None:
             "Evidence columns are named after the nodes and hold a state name; "
             "`cause:<cause>` columns hold your adjudicated judgement; `outcome` is the "
             "soreness at the next session; `therapist` and `case_id` are optional. Empty "
-            "cells mean unknown. The whole file is checked first: if any row has a problem, "
-            f"nothing is imported. At most {MAX_MB} MB."
+            "cells mean unknown. Identical rows are separate cases (two lifters can give the "
+            "same answers). A file you imported before, and rows whose `case_id` is already "
+            "stored, are recognised and not imported twice. The whole file is checked first: "
+            "broken rows are named, and then nothing is imported unless you ask to import "
+            f"the valid rows. At most {MAX_MB} MB."
         )
         st.caption("Allowed columns: " + ", ".join(f"`{c}`" for c in allowed_columns(
             cal.variables, cal.causes, outcome_node=cal.outcome)))
@@ -86,50 +116,77 @@ def import_export(clinic: Clinic, cases: list[Case], cal: Calibration) -> None:
         with st.container(key="kp_cases_import"):
             data = upload.getvalue()
             try:
-                new = clinic.read_cases(data, max_bytes=DEFAULT_MAX_BYTES)
+                plan = clinic.plan_import(clinic.check_case_file(data, DEFAULT_MAX_BYTES),
+                                          upload.name)
             except CaseImportError as exc:
                 st.error(f"**{upload.name} was not imported: {len(exc.problems)} problem(s).** "
                          "Nothing was stored. Fix them and upload the file again.",
                          icon=":material/error:")
-                st.markdown("\n".join(f"- {p}" for p in exc.problems))
+                st.markdown("\n".join(f"- {p}" for p in exc.problems[:200]))
             else:
-                confirm_import(clinic, data, len(new), upload.name, round_)
+                confirm_import(clinic, data, plan, round_)
     st.markdown("##### Export")
-    st.download_button(f"Download all {len(cases)} case(s) as CSV", cases_to_csv(cases, **vocab),
-                       file_name="knowpain-cases.csv", mime="text/csv", on_click="ignore",
-                       icon=":material/download:", key="kp_cases_export")
+    label = f"Download all {counts.total:,} case(s) as CSV"
+    if counts.total <= EAGER_EXPORT:
+        st.download_button(label, cases_to_csv(clinic.cases(), **vocab),
+                           file_name="knowpain-cases.csv", mime="text/csv", on_click="ignore",
+                           icon=":material/download:", key="kp_cases_export")
+    else:  # built when clicked: a large store is not read on every rerun
+        conf = clinic.settings
+        st.download_button(label, lambda: _export_all(conf), file_name="knowpain-cases.csv",
+                           mime="text/csv", on_click="ignore", icon=":material/download:",
+                           key="kp_cases_export")
 
 
-def confirm_import(clinic: Clinic, data: bytes, count: int, filename: str, round_: int) -> None:
-    if not count:
-        st.warning(f"{filename} holds no cases.", icon=":material/info:")
+def confirm_import(clinic: Clinic, data: bytes, plan: ImportPlan, round_: int) -> None:
+    name = plan.file_name
+    if plan.previous:
+        st.info(" ".join(plan.describe()), icon=":material/content_copy:")
         return
-    st.success(f"{filename}: {count} case(s), all valid.", icon=":material/check_circle:")
+    broken = plan.broken
+    new = len(plan.new)
+    if broken:
+        st.error(f"**{name}: {len(broken):,} broken row(s)** — nothing is imported unless you "
+                 f"ask for the {new:,} valid row(s) below.", icon=":material/error:")
+        st.markdown("\n".join(f"- {p}" for p in plan.problems[:200])
+                    + (f"\n- … and {len(plan.problems) - 200:,} more"
+                       if len(plan.problems) > 200 else ""))
+    elif new:
+        st.success(f"{name}: {new:,} case(s), all valid.", icon=":material/check_circle:")
+    for line in plan.describe()[1:]:
+        st.caption(line)
+    if not new:
+        st.warning(f"{name} holds no new cases.", icon=":material/info:")
+        return
+    skip = False
+    if broken:
+        skip = st.checkbox(f"Import the valid rows ({new:,}) and skip the {len(broken):,} "
+                           "broken one(s)", value=False, key="kp_cases_skip_broken")
     if not who:
         st.caption("Enter your name at the top to import them (cases without a therapist "
                    "column are recorded under your name).")
-    if st.button(f"Import {count} case(s)", type="primary", disabled=not who,
+    if st.button(f"Import {new:,} case(s)", type="primary",
+                 disabled=not who or (bool(broken) and not skip),
                  key="kp_cases_import_button", icon=":material/upload:"):
         try:
-            ids = clinic.import_cases(data, who)
+            report = clinic.import_cases(data, who, file_name=name, skip_broken=skip,
+                                         max_bytes=DEFAULT_MAX_BYTES)
         except KnowpainError as exc:
             therapist.store_error(exc)
             return
         ss[UPLOAD_ROUND] = round_ + 1
-        therapist.flash("success", f"Imported {len(ids)} case(s) from {filename}.")
+        ss.pop("kp_cases_skip_broken", None)
+        therapist.flash("success", " ".join(report.describe()))
         st.rerun()
 
 
 # ---- refit --------------------------------------------------------------------------------------
-def cases_digest(cases: list[Case]) -> str:
-    data = [(c.id, c.evidence, c.adjudicated, c.outcome) for c in cases]
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
 @st.cache_data(max_entries=8, show_spinner="Refitting and cross-validating…")
-def preview(version_hash: str, digest: str, method: str, folds: int, _base: Calibration,
-            _cases: list[Case]) -> Refit:
-    return refit(_base, _cases, method, folds=folds)
+def preview(base_hash: str, revision: str, method: str, folds: int, _clinic: Clinic,
+            _base: RefitBase) -> Refit:
+    """The refit of the expert base from every stored case (cached by the base's content
+    and the store's case revision: the cases are read only on a cache miss)."""
+    return _clinic.refit(method, folds=folds, base=_base)
 
 
 def reliability_chart(comparison, cal: Calibration) -> None:
@@ -192,19 +249,25 @@ def metrics_panel(result: Refit, cal: Calibration) -> None:
         reliability_chart(comp, cal)
 
 
-def refit_tab(clinic: Clinic, cases: list[Case], active: CalibrationVersion,
-              base_model: Model) -> None:
-    base = base_model.calibration
-    if not cases:
+def refit_tab(clinic: Clinic, counts: CaseCounts, base_model: Model) -> None:
+    if not counts.total:
         st.info("Refitting needs cases: import some first.", icon=":material/info:")
         return
-    st.markdown(f"Start from the active version {active.id}: each number moves towards the "
-                "cases as far as its confidence allows.")
+    try:
+        base = clinic.refit_base()
+    except KnowpainError as exc:
+        st.error(f"The refit base could not be read: {exc}", icon=":material/error:")
+        return
+    st.markdown(f"Starts from {base.why} and uses all {counts.total:,} stored case(s): each "
+                "number moves towards the cases as far as its confidence allows, and the "
+                "behaviour-check orderings hold unless the cases clearly contradict them.")
     method = st.radio("Method", list(METHODS), key="kp_cases_method",
                       format_func=METHODS.__getitem__)
     folds = int(st.number_input("Folds for the held-out comparison (k)", min_value=2,
                                 max_value=10, value=5, step=1, key="kp_cases_folds"))
-    request = (active.content_hash, cases_digest(cases), method, folds)
+    assert base.version is not None
+    request = (base.version.content_hash, f"{clinic.path}|{clinic.cases_revision()}", method,
+               folds)
     if st.button("Preview the refit", type="primary", key="kp_cases_refit_button",
                  icon=":material/model_training:"):
         ss[REFIT] = request
@@ -213,15 +276,27 @@ def refit_tab(clinic: Clinic, cases: list[Case], active: CalibrationVersion,
             st.caption("The settings or the cases changed: preview the refit again.")
         return
     try:
-        result = preview(*request, _base=base, _cases=cases)
+        result = preview(*request, _clinic=clinic, _base=base)
     except KnowpainError as exc:
         st.error(f"The refit could not run: {exc}", icon=":material/error:")
         return
-    show_refit(clinic, result, active, base_model)
+    show_refit(clinic, result, therapist.version_model(base.version)
+               if base.version.id != clinic.active().id else base_model)
 
 
-def show_refit(clinic: Clinic, result: Refit, active: CalibrationVersion,
-               base_model: Model) -> None:
+def behaviour_panel(result: Refit) -> None:
+    """Orderings kept by holding back, and checks the cases contradict (with the cases)."""
+    with st.container(key="kp_cases_behaviour"):
+        if result.held_back is not None:
+            st.info(f"**Kept the experts' orderings:** {result.held_back}.",
+                    icon=":material/balance:")
+        if result.failures:
+            st.error("**The cases contradict these behaviour checks** (saving is refused):\n"
+                     + "\n".join(f"- {line}" for line in result.failure_lines()),
+                     icon=":material/rule:")
+
+
+def show_refit(clinic: Clinic, result: Refit, base_model: Model) -> None:
     base = base_model.calibration
     with st.container(key="kp_cases_fit"):
         if result.method == "em":
@@ -262,6 +337,9 @@ def show_refit(clinic: Clinic, result: Refit, active: CalibrationVersion,
         return
     after = therapist.calibration_model(verdict.text, verdict.calibration)
     checks_ok = therapist.checks_panel(verdict, "kp_cases_checks")
+    if verdict.check_reasons:
+        st.markdown("\n".join(f"- {r}" for r in verdict.check_reasons))
+    behaviour_panel(result)
     therapist.preview_panel(base_model, after, "kp_cases_preview")
     metrics_panel(result, base)
     with st.container(border=True, key="kp_cases_save"):
@@ -276,14 +354,14 @@ def show_refit(clinic: Clinic, result: Refit, active: CalibrationVersion,
         if st.button("Save refit as a new version", disabled=bool(blockers),
                      key="kp_cases_save_button", icon=":material/save:"):
             try:
-                v = clinic.save(result.calibration, who, note, activate=activate,
-                                parent=active.id, source="the refit")
+                v = clinic.save_refit(result, who, note, activate=activate)
             except KnowpainError as exc:
                 therapist.store_error(exc)
                 return
             ss.pop(REFIT, None)
             state = "and made it active" if activate else "(not active yet)"
-            therapist.flash("success", f"Saved the refit as version {v.id} {state}.")
+            therapist.flash("success", f"Saved the refit as version {v.id} {state} (a refit "
+                            f"of version {v.fitted_from}).")
             st.rerun()
 
 
@@ -293,18 +371,19 @@ with therapist.open_clinic() as clinic:
         st.stop()
     active, base_model = therapist.active_model(clinic)
     try:
-        cases = clinic.cases()
+        counts = clinic.case_counts()
     except KnowpainError as exc:
         therapist.store_error(exc)
         st.stop()
     cal = base_model.calibration
-    st.caption(f"Store: `{clinic.path}` · active version {active.id}")
+    st.caption(f"Store: `{clinic.path}` · active version {active.id}"
+               + (" (a refit)" if active.is_refit else ""))
     # fixed labels (the count is in the list): a label is part of the tabs' identity
     tab_list, tab_io, tab_refit = therapist.state_tabs(
         ["Cases", "Import and export", "Refit from cases"], "kp_cases_tab")
     with tab_list:
-        case_list(cases, cal)
+        case_list(clinic, counts, cal)
     with tab_io:
-        import_export(clinic, cases, cal)
+        import_export(clinic, counts, cal)
     with tab_refit:
-        refit_tab(clinic, cases, active, base_model)
+        refit_tab(clinic, counts, base_model)

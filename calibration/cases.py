@@ -13,11 +13,14 @@ Columns (header row required; any order; every column optional)
 * ``outcome`` — the state of the outcome node at the next session; empty = unknown. Only
   accepted when an ``outcome_node`` is given.
 * ``therapist`` — who recorded the case; empty = the person importing the file.
-* ``case_id`` — free text. On export it is the store's case id; on import it must be unique
-  within the file and is otherwise not stored (the store assigns new ids).
+* ``case_id`` — optional free text: the clinic's own identifier. It must be unique within the
+  file; the store keeps it, so importing the same case again is recognised. On export it is
+  the store's case id.
 
 Cells are compared after stripping surrounding spaces; states are case-sensitive. Rows whose
-cells are all empty (including blank lines) are skipped.
+cells are all empty (including blank lines) are skipped. **Identical rows are separate
+cases**: two lifters who gave the same answers are two cases (a clinic export without
+``case_id`` over a handful of questions has many).
 
 Row numbers
 -----------
@@ -25,12 +28,21 @@ Problems name rows **as a spreadsheet shows them: the header is row 1, the first
 row 2**; a quoted cell spanning several lines still counts as one row. Columns are named by
 their header text (header problems also give the spreadsheet column letter).
 
+Broken rows
+-----------
+:func:`check_cases_csv` reads a file into a :class:`CaseFile`: the valid rows' cases and every
+broken row with its problems (row and column named). Problems with the file itself (not UTF-8,
+unreadable quoting, a bad header) are raised at once as :class:`CaseImportError`: no row can be
+trusted then. :func:`parse_cases_csv` is the strict form: every problem at once, and nothing
+returned unless every row is valid; a caller may instead import a :class:`CaseFile`'s valid
+rows when the user asks for it.
+
 Safety
 ------
 Uploads are size-limited *before* parsing (:data:`DEFAULT_MAX_BYTES`), decoded as UTF-8 text
-and parsed by ``csv`` / ``pandas.read_csv(dtype=str, keep_default_na=False)`` only — no pickle,
-no evaluation. Every problem in a file is reported at once in :class:`CaseImportError`, and
-nothing is returned (so nothing can be stored) unless the whole file is valid. On export,
+and parsed by the standard ``csv`` module only — no pickle, no evaluation. The SHA-256 of the
+bytes read is kept (:attr:`CaseFile.digest`) so that the store can recognise a file imported
+before. On export,
 free-text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
 carriage return) are prefixed with ``'``; import removes that guard again, so export and
 import round-trip.
@@ -40,11 +52,14 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from calibration.store import Case, NewCase
 from model.errors import CaseImportError
@@ -55,10 +70,14 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "OUTCOME_COLUMN",
     "THERAPIST_COLUMN",
+    "BrokenRow",
+    "CaseFile",
     "CaseImportError",
     "allowed_columns",
     "cases_to_csv",
+    "check_cases_csv",
     "parse_cases_csv",
+    "read_case_file",
     "read_cases_csv",
 ]
 
@@ -70,8 +89,8 @@ OUTCOME_COLUMN = "outcome"
 THERAPIST_COLUMN = "therapist"
 #: Optional column with a case identifier (unique within the file).
 CASE_ID_COLUMN = "case_id"
-#: Largest accepted upload, in bytes (5 MB).
-DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+#: Largest accepted file, in bytes (64 MB: about 400,000 cases of knowpain's 18 questions).
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 _RESERVED = (OUTCOME_COLUMN, THERAPIST_COLUMN, CASE_ID_COLUMN)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -116,6 +135,151 @@ def allowed_columns(
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BrokenRow:
+    """A row that cannot be imported, with every problem found in it."""
+
+    row: int  # as a spreadsheet shows it: the header is row 1
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One column of the valid rows: ``codes`` index ``values`` (-1: empty cell)."""
+
+    kind: str  # "evidence" | "cause" | "outcome" | "therapist" | "case_id"
+    node: str
+    codes: Any  # numpy int array, one per valid row
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """A checked cases file: the valid rows' cases, and every broken row.
+
+    Case ``i`` came from spreadsheet row ``rows[i]``; ``n_rows`` counts the data rows that
+    are not blank; ``digest`` is the SHA-256 of the file's bytes. The cases are kept by
+    column and made into :class:`NewCase` objects only when asked for (:attr:`cases`,
+    :meth:`case`); :meth:`store_rows` encodes them for the store directly, which keeps a
+    200,000-row import fast.
+    """
+
+    rows: tuple[int, ...]
+    broken: tuple[BrokenRow, ...]
+    n_rows: int
+    digest: str
+    has_case_ids: bool
+    columns: tuple[_Column, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem of every broken row, in file order."""
+        return [p for b in self.broken for p in b.problems]
+
+    def _column(self, kind: str) -> _Column | None:
+        return next((c for c in self.columns if c.kind == kind), None)
+
+    @cached_property
+    def case_ids(self) -> tuple[str | None, ...]:
+        """Each valid row's ``case_id`` (``None`` where the file gives none)."""
+        col = self._column(CASE_ID_COLUMN)
+        if col is None:
+            return (None,) * len(self.rows)
+        return tuple(col.values[k] if k >= 0 else None for k in col.codes.tolist())
+
+    def case(self, i: int) -> NewCase:
+        """The case of valid row ``i``."""
+        def pick(kind: str) -> dict[str, str]:
+            return {c.node: c.values[c.codes[i]] for c in self.columns
+                    if c.kind == kind and c.codes[i] >= 0}
+
+        def one(kind: str) -> str | None:
+            col = self._column(kind)
+            return col.values[col.codes[i]] if col is not None and col.codes[i] >= 0 else None
+
+        return NewCase(pick("evidence"), pick("cause"), one("outcome"), one(THERAPIST_COLUMN),
+                       one(CASE_ID_COLUMN))
+
+    @cached_property
+    def cases(self) -> tuple[NewCase, ...]:
+        """Every valid row's case, in file order."""
+        return tuple(self.case(i) for i in range(len(self.rows)))
+
+    def _json(self, kind: str) -> list[str]:
+        """Per valid row, the JSON object ``{node: state}`` of one kind of column, encoded
+        once per distinct combination (identical to ``json.dumps(..., sort_keys=True,
+        separators=(",", ":"))``, what the store writes for a case; node and state names
+        need no escaping: the loader allows ``[a-z0-9_]`` only)."""
+        import numpy as np
+
+        cols = sorted((c for c in self.columns if c.kind == kind), key=lambda c: c.node)
+        n = len(self.rows)
+        if not cols or not n:
+            return ["{}"] * n
+        key = np.zeros(n, dtype=np.int64)
+        for c in cols:
+            key = key * (len(c.values) + 1) + (c.codes + 1)
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        pieces = [[f'"{c.node}":"{v}"' for v in c.values] for c in cols]
+        matrix = np.stack([c.codes[first] for c in cols], axis=1).tolist()
+        texts = np.asarray(
+            ["{" + ",".join([pieces[j][k] for j, k in enumerate(row) if k >= 0]) + "}"
+             for row in matrix], dtype=object)
+        return texts[inverse.ravel()].tolist()
+
+    def store_rows(self, indices: Sequence[int] | None = None
+                   ) -> list[tuple[str, str, str | None, str | None, str | None]]:
+        """The valid rows (or those at ``indices``) as the store keeps them:
+        ``(evidence JSON, adjudicated JSON, outcome, therapist, case_id)``."""
+        evidence, adjudicated = self._json("evidence"), self._json("cause")
+        outcome = self._texts("outcome")
+        therapist = self._texts(THERAPIST_COLUMN)
+        ids = list(self.case_ids)
+        picked = range(len(self.rows)) if indices is None else indices
+        return [(evidence[i], adjudicated[i], outcome[i], therapist[i], ids[i])
+                for i in picked]
+
+    def _texts(self, kind: str) -> list[str | None]:
+        col = self._column(kind)
+        if col is None:
+            return [None] * len(self.rows)
+        return [col.values[k] if k >= 0 else None for k in col.codes.tolist()]
+
+    def require_valid(self) -> list[NewCase]:
+        """The cases when every row is valid; otherwise :class:`CaseImportError`."""
+        if self.broken:
+            raise CaseImportError(self.problems)
+        return list(self.cases)
+
+
+def read_case_file(
+    path: str | os.PathLike[str],
+    variables: Mapping[str, Sequence[str]],
+    causes: Sequence[str],
+    *,
+    outcome_node: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> CaseFile:
+    """Read and check a cases CSV file (see :func:`check_cases_csv`); the size is checked
+    before the file is read."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
+    if size > max_bytes:
+        raise CaseImportError([_too_big(size, max_bytes)])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
+    return check_cases_csv(data, variables, causes, outcome_node=outcome_node,
+                           max_bytes=max_bytes)
+
+
 def read_cases_csv(
     path: str | os.PathLike[str],
     variables: Mapping[str, Sequence[str]],
@@ -124,20 +288,9 @@ def read_cases_csv(
     outcome_node: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[NewCase]:
-    """Read and validate a cases CSV file; see :func:`parse_cases_csv`.
-
-    The file size is checked before the file is read.
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
-    if size > max_bytes:
-        raise CaseImportError([_too_big(size, max_bytes)])
-    return parse_cases_csv(
-        path.read_bytes(), variables, causes, outcome_node=outcome_node, max_bytes=max_bytes
-    )
+    """Read and validate a cases CSV file, all or nothing; see :func:`parse_cases_csv`."""
+    return read_case_file(path, variables, causes, outcome_node=outcome_node,
+                          max_bytes=max_bytes).require_valid()
 
 
 def parse_cases_csv(
@@ -148,46 +301,47 @@ def parse_cases_csv(
     outcome_node: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[NewCase]:
-    """Validate CSV content and return its cases, or raise :class:`CaseImportError`.
+    """Validate CSV content and return its cases, or raise :class:`CaseImportError` listing
+    every problem at once (nothing is returned unless every row is valid).
 
     ``data`` is the file content (bytes or text) or an open file object (e.g. a Streamlit
-    upload); at most ``max_bytes + 1`` bytes are read from it. Every problem is reported at
-    once; nothing is returned unless the whole file is valid. Each case's ``therapist`` is the
+    upload); at most ``max_bytes + 1`` bytes are read from it. Each case's ``therapist`` is the
     ``therapist`` cell, or ``None`` (meaning "the importer", see ``Store.add_cases``).
     """
+    return check_cases_csv(data, variables, causes, outcome_node=outcome_node,
+                           max_bytes=max_bytes).require_valid()
+
+
+def check_cases_csv(
+    data: bytes | bytearray | memoryview | str | IO[bytes] | IO[str],
+    variables: Mapping[str, Sequence[str]],
+    causes: Sequence[str],
+    *,
+    outcome_node: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> CaseFile:
+    """Check CSV content row by row: the valid rows' cases and every broken row.
+
+    Problems with the file as a whole (size, encoding, quoting, header) raise
+    :class:`CaseImportError` listing all of them.
+    """
     _check_vocabulary(variables, causes, outcome_node)
-    text = _decode(_read_limited(data, max_bytes), max_bytes)
+    raw = _read_limited(data, max_bytes)
+    digest = hashlib.sha256(raw).hexdigest()
+    text = _decode(raw, max_bytes)
 
-    records, structure_problem = _records(text)
-    if structure_problem is not None:
-        raise CaseImportError([structure_problem])
-    if not records or all(not any(c.strip() for c in r) for r in records):
+    if not text.strip() or not text.replace(",", "").strip():
         raise CaseImportError(["the file is empty (expected a header row and one row per case)"])
-
-    import pandas as pd  # only here: reading cases is not on the query path
-
-    width = max(len(r) for r in records)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            dtype=str,
-            keep_default_na=False,
-            header=None,
-            names=list(range(width)),
-            skip_blank_lines=False,
-            index_col=False,
-        )
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise CaseImportError([f"the file could not be parsed as CSV: {exc}"]) from exc
-    if len(frame) != len(records):
-        raise CaseImportError([
-            f"the file could not be read consistently ({len(records)} rows by one CSV reader, "
-            f"{len(frame)} by another); check for stray quote characters"
-        ])
-    cells = frame.to_numpy(dtype=object, na_value="").tolist()
-    rows: list[list[str]] = [[v.strip() if isinstance(v, str) else "" for v in r] for r in cells]
-
-    return _validate(rows, records, variables, causes, outcome_node)
+    table = _fast_table(text)
+    if table is None:  # odd structure: the csv module says exactly where
+        records, structure_problem = _records(text)
+        if structure_problem is not None:
+            raise CaseImportError([structure_problem])
+        if not records or all(not "".join(r).strip() for r in records):
+            raise CaseImportError(
+                ["the file is empty (expected a header row and one row per case)"])
+        table = _slow_table(records)
+    return _validate(table, variables, causes, outcome_node, digest)
 
 
 def _too_big(size: int | None, max_bytes: int) -> str:
@@ -275,28 +429,24 @@ def _guard(value: str) -> str:
     return "'" + value if _needs_guard(value) else value
 
 
-def _validate(
-    rows: list[list[str]],
-    records: list[list[str]],
+def _header_kinds(
+    header: list[str],
+    unnamed_with_data: Sequence[int],
     variables: Mapping[str, Sequence[str]],
     causes: Sequence[str],
     outcome_node: str | None,
-) -> list[NewCase]:
+) -> tuple[dict[int, tuple[str, str]], list[str]]:
+    """What each column means — ``("evidence" | "cause" | "outcome", node)`` or
+    ``("therapist" | "case_id", "")`` — and the header's problems."""
     problems: list[str] = []
-    header = rows[0]
-    width = len(records[0])
-    data = list(enumerate(rows[1:], start=2))  # (spreadsheet row number, cells)
     allowed = allowed_columns(variables, causes, outcome_node=outcome_node)
-
-    # ---- header: what each column means ----
-    # kind per column index: ("evidence", node) | ("cause", node) | ("outcome", node) |
-    # ("therapist", "") | ("case_id", "")
     kinds: dict[int, tuple[str, str]] = {}
     seen: dict[str, int] = {}
-    for j, name in enumerate(header[:width]):
+    for j, cell in enumerate(header):
+        name = cell.strip()
         where = f"row 1, column {_column_letter(j)}"
         if not name:
-            if any(j < len(cells) and cells[j] for _, cells in data):
+            if j in unnamed_with_data:
                 problems.append(f"{where}: the column has data but no name in the header")
             continue
         if name in seen:
@@ -321,95 +471,180 @@ def _validate(
                 f'{where}: unknown column "{name}"{suggestion}; allowed columns: '
                 + ", ".join(allowed)
             )
-    has_content_columns = any(
-        kind in ("evidence", "cause", "outcome") for kind, _ in kinds.values()
-    )
-    if not has_content_columns:
+    if not any(kind in ("evidence", "cause", "outcome") for kind, _ in kinds.values()):
         problems.append(
             "row 1: no evidence, cause or outcome columns in the header; allowed columns: "
             + ", ".join(allowed)
         )
+    return kinds, problems
 
-    # ---- rows ----
-    checks = [
-        (j, kind, node, frozenset(variables[node]) if node else frozenset(),
-         ", ".join(variables[node]) if node else "")
-        for j, (kind, node) in sorted(kinds.items())
-    ]
-    cases: list[NewCase] = []
-    first_row_with: dict[tuple[str, ...], int] = {}
-    first_row_with_id: dict[str, int] = {}
-    n_rows = 0
-    for row_number, cells in data:
-        record = records[row_number - 1]
-        if not any(c.strip() for c in record):
-            continue  # blank line or a row of empty cells
-        n_rows += 1
-        if len(record) != width:
-            problems.append(
-                f"row {row_number}: malformed row: {len(record)} fields, but the header has "
-                f"{width} columns (check for a missing or unquoted comma)"
-            )
-            continue
-        cells = cells[:width]
-        evidence: dict[str, str] = {}
-        adjudicated: dict[str, str] = {}
-        outcome: str | None = None
-        therapist: str | None = None
-        case_id = ""
-        has_content = False
-        for j, kind, node, states, allowed_text in checks:
-            value = cells[j]
-            if not value:
-                continue
-            if kind == "therapist":
-                therapist = _unguard(value)
-                continue
-            if kind == "case_id":
-                case_id = _unguard(value)
-                continue
-            has_content = True
-            if value not in states:
-                problems.append(
-                    f'row {row_number}, column "{header[j]}": unknown state "{value}"; '
-                    f"allowed: {allowed_text} (or leave the cell empty if unknown)"
-                )
-            elif kind == "evidence":
-                evidence[node] = value
-            elif kind == "cause":
-                adjudicated[node] = value
-            else:
-                outcome = value
-        if not has_content and has_content_columns:
-            problems.append(
-                f"row {row_number}: no evidence, adjudicated cause or outcome in this row"
-            )
-        if case_id:
-            if case_id in first_row_with_id:
-                problems.append(
-                    f'row {row_number}, column "{CASE_ID_COLUMN}": duplicate case_id '
-                    f'"{case_id}" (first used in row {first_row_with_id[case_id]})'
-                )
-            else:
-                first_row_with_id[case_id] = row_number
-        key = tuple(cells)
-        if key in first_row_with and not case_id:  # same case_id: reported above
-            problems.append(
-                f"row {row_number}: duplicate row (identical to row {first_row_with[key]})"
-            )
-        first_row_with.setdefault(key, row_number)
-        cases.append(NewCase(evidence, adjudicated, outcome, therapist))
 
+@dataclass
+class _Table:
+    """Cells of a CSV by column: ``header`` and one object array per column over the data
+    rows (``None``/NaN where a row has no such field), each row's field count, and whether
+    the row was empty."""
+
+    header: list[str]
+    cells: list[Any]
+    fields: Any  # int array: fields per data row
+    numbers: Any  # int array: spreadsheet row number per data row
+
+
+def _fast_table(text: str) -> _Table | None:
+    """Read a file without quote characters with pandas' C parser (fields per row are then
+    the commas per line plus one); ``None`` otherwise, or when it disagrees — the csv module
+    reads those and names any malformed row."""
+    import numpy as np
+    import pandas as pd
+
+    if '"' in text:
+        return None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    try:
+        frame = pd.read_csv(io.StringIO(text), header=None, dtype=object, na_filter=False,
+                            skip_blank_lines=False, engine="c", index_col=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        return None
+    if frame.empty or len(frame) != len(lines):
+        return None
+    header = [str(v) for v in frame.iloc[0].tolist()]
+    if len(header) != lines[0].count(",") + 1:
+        return None
+    data = frame.iloc[1:]
+    cells = [data[c].to_numpy(dtype=object) for c in frame.columns]
+    fields = np.fromiter((line.count(",") + 1 if line else 0 for line in lines[1:]),
+                         dtype=np.int64, count=len(lines) - 1)
+    return _Table(header, cells, fields, np.arange(2, len(lines) + 1, dtype=np.int64))
+
+
+def _slow_table(records: list[list[str]]) -> _Table:
+    import numpy as np
+
+    header = records[0]
+    width = len(header)
+    data = records[1:]
+    fields = np.fromiter((len(r) for r in data), dtype=np.int64, count=len(data))
+    padded = [r if len(r) == width else (r + [None] * width)[:width] for r in data]
+    cells = [np.asarray(c, dtype=object) for c in zip(*padded, strict=True)] if padded \
+        else [np.empty(0, dtype=object) for _ in range(width)]
+    return _Table(header, cells, fields, np.arange(2, len(data) + 2, dtype=np.int64))
+
+
+def _clean_column(col: Any) -> tuple[Any, list[str]]:
+    """Codes into the column's stripped values (-1: empty or missing), and those values."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    stripped = [u.strip() if isinstance(u, str) else "" for u in uniques]
+    values = sorted({v for v in stripped if v})
+    position = {v: i for i, v in enumerate(values)}
+    lookup = np.asarray([position.get(v, -1) for v in stripped] + [-1], dtype=np.int64)
+    return lookup[codes], values
+
+
+def _validate(
+    table: _Table,
+    variables: Mapping[str, Sequence[str]],
+    causes: Sequence[str],
+    outcome_node: str | None,
+    digest: str,
+) -> CaseFile:
+    import numpy as np  # only here: reading cases is not on the query path
+
+    header = [h.strip() for h in table.header]
+    width = len(header)
+    # any cell with text in a column beyond the header, or in an unnamed column
+    cleaned = [_clean_column(c) for c in table.cells]
+    filled_any = np.zeros(len(table.numbers), dtype=bool)
+    for codes, _ in cleaned:
+        filled_any |= codes >= 0
+    unnamed_with_data = [j for j in range(width) if not header[j]
+                         and (cleaned[j][0] >= 0).any()]
+    kinds, header_problems = _header_kinds(header, unnamed_with_data, variables, causes,
+                                           outcome_node)
+    has_content_columns = any(k in ("evidence", "cause", "outcome") for k, _ in kinds.values())
+
+    # ---- rows: blank ones are skipped, ragged ones are broken ----
+    row_problems: dict[int, list[str]] = {}
+    ragged = filled_any & (table.fields != width)
+    for i in np.flatnonzero(ragged):
+        number = int(table.numbers[i])
+        row_problems[number] = [
+            f"row {number}: malformed row: {int(table.fields[i])} fields, but the header has "
+            f"{width} columns (check for a missing or unquoted comma)"
+        ]
+    usable = filled_any & ~ragged
+    n_rows = int(filled_any.sum())
     if n_rows == 0:
-        problems.append("the file has a header row but no cases")
-    if problems:
-        raise CaseImportError(problems)
-    return cases
+        raise CaseImportError([*header_problems, "the file has a header row but no cases"])
+
+    numbers = table.numbers
+    content = np.zeros(len(numbers), dtype=bool)
+    columns: list[_Column] = []
+    for j, (kind, node) in sorted(kinds.items()):
+        codes, values = cleaned[j]
+        if kind in ("evidence", "cause", "outcome"):
+            states = list(variables[node])
+            index = {v: states.index(v) for v in values if v in states}
+            content |= codes >= 0
+            bad_values = [k for k, v in enumerate(values) if v not in index]
+            if bad_values:
+                bad = usable & np.isin(codes, bad_values)
+                for i in np.flatnonzero(bad):
+                    row_problems.setdefault(int(numbers[i]), []).append(
+                        f'row {numbers[i]}, column "{header[j]}": unknown state '
+                        f'"{values[codes[i]]}"; allowed: {", ".join(states)} (or leave the '
+                        "cell empty if unknown)"
+                    )
+            # codes into the node's states, so that values are the states themselves
+            remap = np.asarray([index.get(v, -1) for v in values] + [-1], dtype=np.int64)
+            columns.append(_Column(kind, node, remap[codes], tuple(states)))
+        else:
+            values = [_unguard(v) for v in values]
+            columns.append(_Column(kind, node, codes, tuple(values)))
+    if has_content_columns:
+        for i in np.flatnonzero(usable & ~content):
+            row_problems.setdefault(int(numbers[i]), []).append(
+                f"row {numbers[i]}: no evidence, adjudicated cause or outcome in this row"
+            )
+    id_col = next((c for c in columns if c.kind == CASE_ID_COLUMN), None)
+    if id_col is not None:
+        first_row_with_id: dict[int, int] = {}
+        for i in np.flatnonzero(usable & (id_col.codes >= 0)):
+            code = int(id_col.codes[i])
+            if code in first_row_with_id:
+                row_problems.setdefault(int(numbers[i]), []).append(
+                    f'row {numbers[i]}, column "{CASE_ID_COLUMN}": duplicate case_id '
+                    f'"{id_col.values[code]}" (first used in row {first_row_with_id[code]})'
+                )
+            else:
+                first_row_with_id[code] = int(numbers[i])
+
+    broken = tuple(BrokenRow(r, tuple(row_problems[r])) for r in sorted(row_problems))
+    if header_problems:  # no row can be trusted: every problem at once, nothing imported
+        raise CaseImportError([*header_problems, *(p for b in broken for p in b.problems)])
+    keep = usable.copy()
+    if row_problems:
+        keep &= ~np.isin(numbers, np.fromiter(row_problems, dtype=np.int64))
+    kept = tuple(_Column(c.kind, c.node, c.codes[keep], c.values) for c in columns)
+    return CaseFile(tuple(numbers[keep].tolist()), broken, n_rows, digest,
+                    id_col is not None, kept)
 
 
 # --------------------------------------------------------------------------------------------
 # export
 # --------------------------------------------------------------------------------------------
+
+
+def _case_id_cell(case: Case | NewCase) -> str:
+    """The file's own case_id when the case has one, else the store's id."""
+    if isinstance(case, Case):
+        return _guard(case.case_ref) if case.case_ref else str(case.id)
+    return _guard(case.case_id) if case.case_id else ""
 
 
 def cases_to_csv(
@@ -423,7 +658,8 @@ def cases_to_csv(
 
     With a vocabulary, every node and cause gets a column (in vocabulary order) even if no
     case uses it; without one, columns are the nodes and causes the cases mention, in the order
-    first seen. ``case_id`` is written for stored :class:`Case` objects; ``outcome`` when an
+    first seen. ``case_id`` is the case's own identifier from the file it was imported from,
+    else the store's id (stored :class:`Case`); ``outcome`` when an
     ``outcome_node`` is given or any case has an outcome; ``therapist`` when any case has one.
     Unknown values are empty cells.
     """
@@ -433,7 +669,7 @@ def cases_to_csv(
     for case in cases:
         nodes.update(dict.fromkeys(case.evidence))
         cause_nodes.update(dict.fromkeys(case.adjudicated))
-    with_ids = any(isinstance(c, Case) for c in cases)
+    with_ids = any(isinstance(c, Case) or c.case_id for c in cases)
     with_outcome = outcome_node is not None or any(c.outcome is not None for c in cases)
     with_therapist = any(c.therapist is not None for c in cases)
 
@@ -450,7 +686,7 @@ def cases_to_csv(
     for case in cases:
         row: list[str] = []
         if with_ids:
-            row.append(str(case.id) if isinstance(case, Case) else "")
+            row.append(_case_id_cell(case))
         row += [case.evidence.get(n, "") for n in nodes]
         row += [case.adjudicated.get(c, "") for c in cause_nodes]
         if with_outcome:

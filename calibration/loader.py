@@ -82,6 +82,8 @@ def parse_calibration(
         _check_structure(nodes, problems)
     if not problems:
         _check_parameters(nodes, problems, warnings)
+    if not problems:
+        _check_column_confidence(nodes, problems)
 
     companions_raw = network.get("companions", [])
     if not isinstance(companions_raw, list) or not all(
@@ -222,6 +224,14 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
         if not isinstance(confidence, (int, float)) or not confidence > 0:
             problems.append(f"{where} field 'confidence': must be a positive number")
             confidence = 10
+        column_conf = spec.get("column_confidence", {})
+        if not isinstance(column_conf, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and v > 0 for v in column_conf.values()
+        ):
+            problems.append(f"{where} field 'column_confidence': must map columns to positive "
+                            "numbers")
+            column_conf = {}
         labels = spec.get("state_labels", {})
         nodes[name] = NodeSpec(
             name=name,
@@ -241,6 +251,7 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
             source=str(spec.get("source", "")),
             notes=dict(notes) if isinstance(notes := spec.get("notes", {}), dict) else {},
             summary=str(spec.get("summary", "")),
+            column_confidence={k: float(v) for k, v in column_conf.items()},
         )
     return nodes
 
@@ -391,6 +402,25 @@ def _check_parameters(
             problems.append(
                 f"node {name!r} field {node.cpt!r}: missing parameters for parent(s) "
                 f"{', '.join(missing)}"
+            )
+
+
+def _check_column_confidence(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
+    """Keys of ``column_confidence``: table column keys, or ``leak`` / ``parent=state``."""
+    for name, node in nodes.items():
+        if not node.column_confidence:
+            continue
+        if node.cpt == "table":
+            allowed = [column_key(c) for c in
+                       itertools.product(*(nodes[p].states for p in node.parents))]
+        else:
+            allowed = ["leak"] + [f"{p}={s}" for p, by in node.params.items() for s in by]
+        unknown = [k for k in node.column_confidence if k not in allowed]
+        if unknown:
+            problems.append(
+                f"node {name!r} field 'column_confidence': unknown column {unknown[0]!r} "
+                f"(allowed: {', '.join(repr(a) for a in allowed[:8])}"
+                f"{', ...' if len(allowed) > 8 else ''})"
             )
 
 

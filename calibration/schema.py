@@ -29,6 +29,10 @@ class NodeSpec:
     ``params`` holds the parameterisation-specific numbers exactly as written in the file:
     for ``table`` a mapping column key -> distribution (roots: key ``""``); for
     ``noisy_or`` parent -> {state: p}; for ``noisy_max`` parent -> {state: distribution}.
+
+    ``confidence`` is the equivalent sample size of every column; ``column_confidence``
+    overrides it for single columns (see :meth:`confidence_of`), e.g. after a refit, where
+    each column is worth the prior's confidence plus the cases behind it.
     """
 
     name: str
@@ -48,6 +52,7 @@ class NodeSpec:
     source: str = ""
     notes: Mapping[str, str] = field(default_factory=dict)
     summary: str = ""
+    column_confidence: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def card(self) -> int:
@@ -63,6 +68,11 @@ class NodeSpec:
     @property
     def title(self) -> str:
         return self.label or self.name.replace("_", " ")
+
+    def confidence_of(self, key: str) -> float:
+        """Equivalent sample size of one column: a table column key (``""`` for a root), or
+        for a canonical model ``"leak"`` / ``"<parent>=<state>"``."""
+        return float(self.column_confidence.get(key, self.confidence))
 
 
 #: Levels of a warning sign, weakest first: ``context`` never fires alone (it is asked for
@@ -269,13 +279,19 @@ class Calibration:
         return list(itertools.product(*(self.nodes[p].states for p in node.parents)))
 
     def with_table(self, name: str, table: np.ndarray, **changes: Any) -> Calibration:
-        """A copy in which ``name`` is given as a full table (columns layout)."""
+        """A copy in which ``name`` is given as a full table (columns layout).
+
+        Per-column confidences survive only when the node already was a table (a canonical
+        model's keys name its parameters, not columns).
+        """
         node = self.nodes[name]
         arr = np.asarray(table, dtype=float).reshape(-1, node.card)
         params = {
             column_key(combo): [float(x) for x in arr[i]]
             for i, combo in enumerate(self.columns(name))
         }
+        if node.cpt != "table":
+            changes.setdefault("column_confidence", {})
         new_node = replace(node, cpt="table", params=params, leak=None, **changes)
         return self.with_node(new_node)
 

@@ -6,8 +6,14 @@ What lives in the store
   content hash, the TOML text). The TOML text is opaque here; only its hash is computed.
 * **The active pointer** — exactly one active version. Activating and rolling back only move
   this pointer; versions are never edited or deleted (SQL triggers refuse it).
+* **Provenance** — each version is an ``expert`` calibration or a ``refit``; a refit names the
+  expert version it was fitted from (``fitted_from``) and how (``fit_detail``, JSON).
 * **Cases** — evidence ``{node: state}``, adjudicated causes ``{cause: state}`` (may be empty),
-  the follow-up outcome (may be ``None``), therapist and timestamp.
+  the follow-up outcome (may be ``None``), therapist and timestamp; the import they came in
+  with and the file's own ``case_id`` (unique in the store when given). Identical answers are
+  separate cases.
+* **Imports** — one row per imported file: its SHA-256 content hash, file name, who, when,
+  and how many rows it had, stored and skipped — so a file imported twice is recognised.
 * **The audit log** — who did what and when, written in the same transaction as the change it
   records, and append-only.
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import sys
 import threading
@@ -56,6 +63,10 @@ __all__ = [
     "AuditEntry",
     "CalibrationVersion",
     "Case",
+    "CaseCounts",
+    "ImportRecord",
+    "ImportSource",
+    "KnownCase",
     "NewCase",
     "NotFoundError",
     "Store",
@@ -95,6 +106,13 @@ class CalibrationVersion:
     created_at: datetime
     content_hash: str  # hex SHA-256 of the UTF-8 TOML text
     toml_text: str
+    kind: str = "expert"  # "expert" | "refit"
+    fitted_from: int | None = None  # a refit's expert base version
+    fit_detail: str = ""  # a refit's method and cases, JSON
+
+    @property
+    def is_refit(self) -> bool:
+        return self.kind == "refit"
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,7 @@ class NewCase:
     adjudicated: dict[str, str] = field(default_factory=dict)
     outcome: str | None = None
     therapist: str | None = None
+    case_id: str | None = None  # the file's own identifier, if it has one
 
 
 @dataclass(frozen=True)
@@ -121,6 +140,48 @@ class Case:
     outcome: str | None
     therapist: str
     created_at: datetime
+    import_id: int | None = None
+    case_ref: str | None = None  # the ``case_id`` of the file it was imported from
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One imported file: what it held and what was stored from it."""
+
+    id: int
+    content_hash: str
+    file_name: str
+    who: str
+    at: datetime
+    rows: int  # data rows in the file
+    imported: int  # cases stored from it
+    skipped_broken: int
+    skipped_known: int
+
+    def __str__(self) -> str:
+        name = f"{self.file_name}, " if self.file_name else ""
+        return f"import {self.id} ({name}{self.at:%Y-%m-%d %H:%M} UTC, by {self.who})"
+
+
+@dataclass(frozen=True)
+class KnownCase:
+    """A stored case found by its ``case_id``, with the import it came in with."""
+
+    case_id: int
+    case_ref: str
+    evidence: dict[str, str]
+    adjudicated: dict[str, str]
+    outcome: str | None
+    imported: ImportRecord | None
+
+
+@dataclass(frozen=True)
+class CaseCounts:
+    """How many cases there are, counted in SQL."""
+
+    total: int
+    adjudicated: int
+    with_outcome: int
 
 
 @dataclass(frozen=True)
@@ -132,6 +193,17 @@ class AuditEntry:
     at: datetime
     action: str
     detail: str
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    """The file a batch of cases is imported from (see :meth:`Store.add_cases`)."""
+
+    content_hash: str  # hex SHA-256 of the file's bytes
+    file_name: str
+    rows: int  # data rows in the file
+    skipped_broken: int = 0
+    skipped_known: int = 0
 
 
 def content_hash(toml_text: str) -> str:
@@ -247,6 +319,34 @@ _SCHEMA_V1_TO_V2: tuple[str, ...] = (
 )
 
 
+# Schema v3: versions record whether they are an expert calibration or a refit (and of which
+# expert version); cases remember their import and their file's case_id; imports are kept.
+_SCHEMA_V2_TO_V3: tuple[str, ...] = (
+    """CREATE TABLE imports (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        content_hash   TEXT NOT NULL CHECK (length(content_hash) = 64),
+        file_name      TEXT NOT NULL DEFAULT '',
+        who            TEXT NOT NULL,
+        at             TEXT NOT NULL,
+        rows           INTEGER NOT NULL,
+        imported       INTEGER NOT NULL,
+        skipped_broken INTEGER NOT NULL DEFAULT 0,
+        skipped_known  INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX imports_by_hash ON imports(content_hash)",
+    "ALTER TABLE cases ADD COLUMN import_id INTEGER REFERENCES imports(id)",
+    "ALTER TABLE cases ADD COLUMN case_ref TEXT",
+    "CREATE UNIQUE INDEX cases_by_ref ON cases(case_ref) WHERE case_ref IS NOT NULL",
+    "ALTER TABLE calibration_versions ADD COLUMN kind TEXT NOT NULL DEFAULT 'expert' "
+    "CHECK (kind IN ('expert', 'refit'))",
+    "ALTER TABLE calibration_versions ADD COLUMN fitted_from INTEGER "
+    "REFERENCES calibration_versions(id)",
+    "ALTER TABLE calibration_versions ADD COLUMN fit_detail TEXT NOT NULL DEFAULT ''",
+)
+
+#: Notes that knowpain itself gave refits before schema 3 (``refit from 120 cases (em)``).
+_OLD_REFIT_NOTE = r"^refit from [0-9]+ cases"
+
+
 def _run_script(conn: sqlite3.Connection, statements: Sequence[str]) -> None:
     # executescript() would COMMIT the open transaction; run statement by statement instead.
     for statement in statements:
@@ -269,8 +369,33 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         )
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _SCHEMA_V2_TO_V3)
+    # versions saved by an older knowpain with its own refit note are refits whose expert
+    # base is unknown (the refit base then walks up their parents); the immutability
+    # trigger is lifted for this one update and restored in the same transaction
+    conn.create_function("knowpain_regexp", 2,
+                         lambda pattern, text: re.match(pattern, text or "") is not None,
+                         deterministic=True)
+    conn.execute("DROP TRIGGER calibration_versions_no_update")
+    found = conn.execute(
+        "UPDATE calibration_versions SET kind = 'refit' WHERE knowpain_regexp(?, note)",
+        (_OLD_REFIT_NOTE,),
+    ).rowcount
+    conn.execute("""CREATE TRIGGER calibration_versions_no_update BEFORE UPDATE ON
+        calibration_versions
+        BEGIN SELECT RAISE(ABORT, 'calibration versions are immutable'); END""")
+    if found:
+        conn.execute(
+            "INSERT INTO audit_log (who, at, action, detail) VALUES (?, ?, ?, ?)",
+            ("knowpain", _now(), "migrate",
+             f"schema 2 -> 3: {found} version(s) recognised as refits by their note"),
+        )
+
+
 #: ``MIGRATIONS[i]`` takes a database from schema ``i`` to ``i + 1``, inside one transaction.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_0_to_1, _migrate_1_to_2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3)
 #: The schema version this module reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -505,12 +630,13 @@ class Store:
     # ---- calibration versions ---------------------------------------------------------------
 
     _VERSION_COLUMNS = (
-        "v.id, v.parent_id, v.author, v.note, v.created_at, v.content_hash, v.toml_text"
+        "v.id, v.parent_id, v.author, v.note, v.created_at, v.content_hash, v.toml_text, "
+        "v.kind, v.fitted_from, v.fit_detail"
     )
 
     @staticmethod
     def _version(row: tuple[Any, ...]) -> CalibrationVersion:
-        vid, parent, author, note, created, digest, text = row
+        vid, parent, author, note, created, digest, text, kind, fitted_from, detail = row
         return CalibrationVersion(
             id=int(vid),
             parent_id=None if parent is None else int(parent),
@@ -519,6 +645,9 @@ class Store:
             created_at=_parse_time(str(created)),
             content_hash=str(digest),
             toml_text=str(text),
+            kind=str(kind),
+            fitted_from=None if fitted_from is None else int(fitted_from),
+            fit_detail=str(detail),
         )
 
     def _insert_version(
@@ -528,18 +657,22 @@ class Store:
         author: str,
         note: str,
         parent_id: int | None,
+        kind: str = "expert",
+        fitted_from: int | None = None,
+        fit_detail: str = "",
     ) -> CalibrationVersion:
         created = _now()
         digest = content_hash(toml_text)
         cur = conn.execute(
-            "INSERT INTO calibration_versions "
-            "(parent_id, author, note, created_at, content_hash, toml_text) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (parent_id, author, note, created, digest, toml_text),
+            "INSERT INTO calibration_versions (parent_id, author, note, created_at, "
+            "content_hash, toml_text, kind, fitted_from, fit_detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (parent_id, author, note, created, digest, toml_text, kind, fitted_from,
+             fit_detail),
         )
         vid = int(cur.lastrowid or 0)
         return CalibrationVersion(vid, parent_id, author, note, _parse_time(created), digest,
-                                  toml_text)
+                                  toml_text, kind, fitted_from, fit_detail)
 
     def ensure_seeded(self, toml_text: str, author: str = "knowpain") -> CalibrationVersion:
         """Make ``toml_text`` version 1 (and active) if the store has no versions yet.
@@ -576,26 +709,40 @@ class Store:
         parent_id: int | None = None,
         *,
         activate: bool = False,
+        kind: str = "expert",
+        fitted_from: int | None = None,
+        fit_detail: str = "",
     ) -> CalibrationVersion:
         """Store a new immutable version and return it.
 
         ``parent_id=None`` means "derived from the currently active version" (no parent if the
         store has none). With ``activate=True`` the new version also becomes active, in the
         same transaction. Identical texts are stored again (their hashes will be equal).
+        ``kind`` is ``"expert"`` or ``"refit"``; a refit names the expert version it was
+        fitted from (``fitted_from``) and how (``fit_detail``).
         """
         _require_text(toml_text, "toml_text")
         _require_name(author, "author")
         if not isinstance(note, str):
             raise TypeError("note must be a string")
+        if kind not in ("expert", "refit"):
+            raise ValueError(f"kind must be 'expert' or 'refit', not {kind!r}")
+        if fitted_from is not None and kind != "refit":
+            raise ValueError("only a refit is fitted from another version")
         with self._write() as conn:
             if parent_id is None:
                 row = conn.execute("SELECT version_id FROM active WHERE singleton = 1").fetchone()
                 parent_id = None if row is None else int(row[0])
             elif not _version_exists(conn, parent_id):
                 raise NotFoundError(f"no calibration version {parent_id} to use as parent")
-            version = self._insert_version(conn, toml_text, author, note, parent_id)
+            if fitted_from is not None and not _version_exists(conn, fitted_from):
+                raise NotFoundError(f"no calibration version {fitted_from} to fit from")
+            version = self._insert_version(conn, toml_text, author, note, parent_id, kind,
+                                           fitted_from, fit_detail)
             detail = (f"version {version.id} (parent {parent_id}, "
                       f"sha256 {version.content_hash[:12]})")
+            if kind == "refit":
+                detail += f", refit of version {fitted_from}"
             if note:
                 detail += f": {note}"
             self._audit(conn, author, "add_version", detail)
@@ -673,7 +820,7 @@ class Store:
 
     @staticmethod
     def _case(row: tuple[Any, ...]) -> Case:
-        cid, evidence, adjudicated, outcome, therapist, created = row
+        cid, evidence, adjudicated, outcome, therapist, created, import_id, ref = row
         return Case(
             id=int(cid),
             evidence=json.loads(str(evidence)),
@@ -681,19 +828,40 @@ class Store:
             outcome=None if outcome is None else str(outcome),
             therapist=str(therapist),
             created_at=_parse_time(str(created)),
+            import_id=None if import_id is None else int(import_id),
+            case_ref=None if ref is None else str(ref),
         )
 
-    _CASE_COLUMNS = "id, evidence, adjudicated, outcome, therapist, created_at"
+    _CASE_COLUMNS = ("id, evidence, adjudicated, outcome, therapist, created_at, import_id, "
+                     "case_ref")
+    _IMPORT_COLUMNS = ("id, content_hash, file_name, who, at, rows, imported, skipped_broken, "
+                       "skipped_known")
 
-    def add_cases(self, cases: Sequence[NewCase], therapist: str) -> list[int]:
+    @staticmethod
+    def _import(row: tuple[Any, ...]) -> ImportRecord:
+        iid, digest, name, who, at, rows, imported, broken, known = row
+        return ImportRecord(int(iid), str(digest), str(name), str(who), _parse_time(str(at)),
+                            int(rows), int(imported), int(broken), int(known))
+
+    def add_cases(
+        self,
+        cases: Sequence[NewCase],
+        therapist: str,
+        *,
+        source: ImportSource | None = None,
+    ) -> list[int]:
         """Store ``cases`` in one transaction (all or nothing) and return their new ids.
 
         ``therapist`` is who records them (the audit ``who``) and the therapist of every case
         whose own ``therapist`` is ``None``. The store does not know the vocabulary; validate
-        states before calling (e.g. with :mod:`calibration.cases`).
+        states before calling (e.g. with :mod:`calibration.cases`). With ``source`` (a
+        file being imported) an :class:`ImportRecord` is written in the same transaction and
+        every case points to it. A ``case_id`` already in the store is refused
+        (:class:`StoreError`, nothing stored).
         """
         _require_name(therapist, "therapist")
         rows = []
+        refs: set[str] = set()
         for i, case in enumerate(cases):
             if not isinstance(case, NewCase):
                 raise TypeError(f"case {i} is a {type(case).__name__}, expected NewCase")
@@ -703,27 +871,84 @@ class Store:
                 raise TypeError(f"case {i} outcome must be a string or None")
             owner = therapist if case.therapist is None else case.therapist
             _require_name(owner, f"case {i} therapist")
+            ref = case.case_id
+            if ref is not None:
+                if not isinstance(ref, str) or not ref:
+                    raise TypeError(f"case {i} case_id must be a non-empty string or None")
+                if ref in refs:
+                    raise ValueError(f"case {i}: case_id {ref!r} is given twice")
+                refs.add(ref)
             rows.append((
-                json.dumps(case.evidence, sort_keys=True),
-                json.dumps(case.adjudicated, sort_keys=True),
+                _compact(case.evidence),
+                _compact(case.adjudicated),
                 case.outcome,
                 owner,
+                ref,
             ))
-        if not rows:
+        return self._insert_cases(rows, therapist, source)
+
+    def add_case_rows(
+        self,
+        rows: Sequence[tuple[str, str, str | None, str | None, str | None]],
+        therapist: str,
+        *,
+        source: ImportSource | None = None,
+    ) -> list[int]:
+        """Like :meth:`add_cases` for cases already encoded by :mod:`calibration.cases`
+        (``CaseFile.store_rows``): ``(evidence JSON, adjudicated JSON, outcome, therapist or
+        None, case_id or None)`` — the fast path of a large import."""
+        _require_name(therapist, "therapist")
+        for i, row in enumerate(rows[:1]):  # the encoder's shape; its content is trusted
+            if len(row) != 5 or not (isinstance(row[0], str) and row[0].startswith("{")):
+                raise TypeError(f"row {i} is not an encoded case row")
+        encoded = [(ev, adj, outcome, owner if owner is not None else therapist, ref)
+                   for ev, adj, outcome, owner, ref in rows]
+        return self._insert_cases(encoded, therapist, source)
+
+    def _insert_cases(self, rows: Sequence[tuple[Any, ...]], therapist: str,
+                      source: ImportSource | None) -> list[int]:
+        if not rows and source is None:
             return []
         with self._write() as conn:
             created = _now()
-            ids = []
-            for evidence, adjudicated, outcome, owner in rows:
+            import_id = None
+            if source is not None:
                 cur = conn.execute(
-                    "INSERT INTO cases (evidence, adjudicated, outcome, therapist, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (evidence, adjudicated, outcome, owner, created),
+                    "INSERT INTO imports (content_hash, file_name, who, at, rows, imported, "
+                    "skipped_broken, skipped_known) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (source.content_hash, source.file_name, therapist, created, source.rows,
+                     len(rows), source.skipped_broken, source.skipped_known),
                 )
-                ids.append(int(cur.lastrowid or 0))
-            span = f"{ids[0]}" if len(ids) == 1 else f"{ids[0]}..{ids[-1]}"
-            self._audit(conn, therapist, "add_cases", f"{len(ids)} case(s), ids {span}")
+                import_id = int(cur.lastrowid or 0)
+            before = self._last_case_id(conn)
+            try:
+                conn.executemany(
+                    "INSERT INTO cases (evidence, adjudicated, outcome, therapist, created_at, "
+                    "import_id, case_ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(ev, adj, outcome, owner, created, import_id, ref)
+                     for ev, adj, outcome, owner, ref in rows],
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"{self._path}: a case_id is already stored ({exc}); "
+                                 "nothing was stored") from exc
+            after = self._last_case_id(conn)
+            ids = list(range(before + 1, after + 1))
+            if len(ids) != len(rows):  # pragma: no cover - ids come from one locked insert
+                raise StoreError("case ids were not assigned in one block; nothing was stored")
+            span = (f"{ids[0]}" if len(ids) == 1 else f"{ids[0]}..{ids[-1]}") if ids else "-"
+            detail = f"{len(ids)} case(s), ids {span}"
+            if source is not None:
+                detail += (f"; import {import_id} of {source.file_name or 'an upload'} "
+                           f"(sha256 {source.content_hash[:12]}, {source.rows} row(s), "
+                           f"{source.skipped_known} already stored, {source.skipped_broken} "
+                           "broken skipped)")
+            self._audit(conn, therapist, "add_cases", detail)
         return ids
+
+    @staticmethod
+    def _last_case_id(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'cases'").fetchone()
+        return 0 if row is None else int(row[0])
 
     def get_case(self, case_id: int) -> Case:
         """The case with this id; :class:`NotFoundError` if there is none."""
@@ -741,6 +966,100 @@ class Store:
             rows = conn.execute(f"SELECT {self._CASE_COLUMNS} FROM cases ORDER BY id").fetchall()
         return [self._case(r) for r in rows]
 
+    def page_cases(self, limit: int, offset: int = 0, *, newest_first: bool = False
+                   ) -> list[Case]:
+        """``limit`` cases from ``offset`` on (by id), without reading the others."""
+        order = "DESC" if newest_first else "ASC"
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {self._CASE_COLUMNS} FROM cases ORDER BY id {order} LIMIT ? OFFSET ?",
+                (max(0, int(limit)), max(0, int(offset))),
+            ).fetchall()
+        return [self._case(r) for r in rows]
+
+    def count_cases(self) -> CaseCounts:
+        """How many cases, with an adjudicated cause, with an outcome (one SQL query)."""
+        with self._read() as conn:
+            total, judged, followed = conn.execute(
+                "SELECT count(*), coalesce(sum(adjudicated != '{}'), 0), "
+                "coalesce(sum(outcome IS NOT NULL), 0) FROM cases"
+            ).fetchone()
+        return CaseCounts(int(total), int(judged), int(followed))
+
+    def cases_revision(self) -> str:
+        """A short text that changes whenever a case is added or deleted (for caches)."""
+        with self._read() as conn:
+            count, last = conn.execute("SELECT count(*), max(id) FROM cases").fetchone()
+            audit, at = conn.execute(
+                "SELECT id, at FROM audit_log WHERE action IN ('add_cases', 'delete_case') "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone() or (None, None)
+        # the time of the last change makes it unique across stores, not only within one
+        return f"{count}:{last}:{audit}:{at}"
+
+    def known_cases(self, refs: Sequence[str]) -> dict[str, KnownCase]:
+        """The stored cases whose ``case_id`` is in ``refs``, by that id."""
+        out: dict[str, KnownCase] = {}
+        wanted = sorted({r for r in refs if r})
+        imports: dict[int, ImportRecord] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for cid, ref, ev, adj, outcome, import_id in conn.execute(
+                    "SELECT id, case_ref, evidence, adjudicated, outcome, import_id FROM cases "
+                    f"WHERE case_ref IN ({marks})", chunk,
+                ):
+                    record = None
+                    if import_id is not None:
+                        if import_id not in imports:
+                            row = conn.execute(
+                                f"SELECT {self._IMPORT_COLUMNS} FROM imports WHERE id = ?",
+                                (import_id,),
+                            ).fetchone()
+                            imports[import_id] = self._import(row)
+                        record = imports[import_id]
+                    out[str(ref)] = KnownCase(int(cid), str(ref), json.loads(ev),
+                                              json.loads(adj),
+                                              None if outcome is None else str(outcome),
+                                              record)
+        return out
+
+    def unreferenced_cases(self, ids: Sequence[int]) -> dict[int, KnownCase]:
+        """Stored cases with these ids that have no ``case_id`` of their own (an export
+        writes their store id as ``case_id``: this recognises the export coming back)."""
+        out: dict[int, KnownCase] = {}
+        wanted = sorted({int(i) for i in ids})
+        with self._read() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for cid, ev, adj, outcome in conn.execute(
+                    "SELECT id, evidence, adjudicated, outcome FROM cases "
+                    f"WHERE case_ref IS NULL AND id IN ({marks})", chunk,
+                ):
+                    out[int(cid)] = KnownCase(int(cid), str(cid), json.loads(ev),
+                                              json.loads(adj),
+                                              None if outcome is None else str(outcome), None)
+        return out
+
+    def imports(self, content_hash: str | None = None) -> list[ImportRecord]:
+        """Every import, oldest first (only those of one file content when given)."""
+        sql = f"SELECT {self._IMPORT_COLUMNS} FROM imports"
+        args: tuple[Any, ...] = ()
+        if content_hash is not None:
+            sql += " WHERE content_hash = ?"
+            args = (content_hash,)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [self._import(r) for r in rows]
+
+    def cases_of_import(self, import_id: int) -> int:
+        """How many cases of an import are still stored."""
+        with self._read() as conn:
+            return int(conn.execute("SELECT count(*) FROM cases WHERE import_id = ?",
+                                    (int(import_id),)).fetchone()[0])
+
     def delete_case(self, case_id: int, who: str) -> None:
         """Delete one case; the audit entry keeps its full content."""
         _require_name(who, "who")
@@ -755,7 +1074,8 @@ class Store:
             content = json.dumps(
                 {"evidence": case.evidence, "adjudicated": case.adjudicated,
                  "outcome": case.outcome, "therapist": case.therapist,
-                 "created_at": case.created_at.isoformat()},
+                 "created_at": case.created_at.isoformat(), "import_id": case.import_id,
+                 "case_id": case.case_ref},
                 sort_keys=True,
             )
             self._audit(conn, who, "delete_case", f"case {case.id}: {content}")
@@ -789,6 +1109,12 @@ def _version_exists(conn: sqlite3.Connection, version_id: int) -> bool:
     return conn.execute(
         "SELECT 1 FROM calibration_versions WHERE id = ?", (int(version_id),)
     ).fetchone() is not None
+
+
+def _compact(mapping: Mapping[str, str]) -> str:
+    """The JSON a case's answers are stored as: keys sorted, no spaces (the encoder of
+    :meth:`calibration.cases.CaseFile.store_rows` writes the same)."""
+    return json.dumps(mapping, sort_keys=True, separators=(",", ":"))
 
 
 def _require_text(value: object, what: str) -> None:

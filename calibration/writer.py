@@ -33,6 +33,8 @@ def _node_doc(node: NodeSpec) -> dict[str, Any]:
         doc["ordinal"] = True
     doc["parents"] = list(node.parents)
     doc["confidence"] = node.confidence
+    if node.column_confidence:
+        doc["column_confidence"] = dict(node.column_confidence)
     doc["rationale"] = node.rationale
     doc["source"] = node.source
     if node.notes:

@@ -88,17 +88,21 @@ class CalibrationError(InputError):
 
 
 class CaseImportError(InputError):
-    """A cases file that cannot be imported; ``problems`` name the row and column."""
+    """A cases file that cannot be imported; ``problems`` name the row and column, ``hint``
+    (optional) says what the user can do, e.g. import only the valid rows."""
 
     limit = 20
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], hint: str = "") -> None:
         self.problems = list(problems)
+        self.hint = hint
         shown = self.problems[: self.limit]
         lines = [f"{len(self.problems)} problem(s) in the cases file; nothing was imported:"]
         lines += [f"  - {p}" for p in shown]
         if len(self.problems) > len(shown):
             lines.append(f"  ... and {len(self.problems) - len(shown)} more")
+        if hint:
+            lines.append(hint)
         super().__init__("\n".join(lines))
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from model.cli import io
 from model.cli.lifter import export, print_checks
-from model.errors import UsageError
+from model.errors import CaseImportError, RefusedError, UsageError
 
 if TYPE_CHECKING:
     from calibration.schema import Calibration
@@ -116,12 +116,49 @@ def _print_cross_validation(result: Refit) -> None:
           "calibration slope ideal 1, intercept ideal 0)")
 
 
+def _print_behaviour(result: Refit) -> None:
+    if result.held_back is not None:
+        print(f"\nKept the experts' orderings: {result.held_back}.")
+    if result.failures:
+        print("\nBehaviour checks the cases contradict (saving will be refused):")
+        for line in result.failure_lines():
+            print(f"  {line}")
+    if result.base_failures:
+        print(f"\nNote: the base itself fails {', '.join(result.base_failures)}.")
+
+
+def _fit_base(args: argparse.Namespace, clinic_of) -> tuple[object, str]:
+    """The base the refit starts from: ``--base FILE`` as given, ``--base vN`` or nothing
+    through the clinic's one rule (the expert calibration behind that version)."""
+    from calibration.loader import load_calibration
+    from model.service.clinic import RefitBase
+
+    if args.base is not None and Path(args.base).is_file():
+        cal = load_calibration(args.base)
+        why = f"the file {args.base}"
+        if any(n.column_confidence for n in cal.nodes.values()):
+            print(f"Note: {args.base} is itself a refit (it carries per-column "
+                  "confidences); refitting it from the same cases counts them twice — give "
+                  "its expert calibration as --base instead.")
+        return RefitBase(cal, None, why), why
+    if args.base is not None:
+        from model.service.clinic import parse_version_ref
+
+        try:
+            parse_version_ref(args.base)
+        except UsageError:
+            raise UsageError(f"{args.base[:80]!r}: no such file, and not a version id; give "
+                             "a calibration TOML file or a stored version such as v3") from None
+    base = clinic_of().refit_base(args.base)
+    return base, base.why
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
-    """Refit from a cases CSV, report what changed, write the TOML and/or save a version."""
-    from calibration.cases import read_cases_csv
+    """Refit from cases (every stored case, or a CSV file's), report what changed, write the
+    TOML and/or save a version."""
+    from calibration.cases import read_case_file
     from calibration.writer import to_toml
-    from model.service.clinic import Clinic, lifter_calibration
-    from model.service.refit import refit
+    from model.service.clinic import Clinic
 
     if args.out is None and not args.save:
         raise UsageError("say where the refit goes: --out FILE, --save, or both")
@@ -131,37 +168,71 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise UsageError(f"--top {args.top}: must be at least 1")
     conf = io.settings(args)
     grant = io.grant(args, conf) if args.save else None
-    if args.base is None:
-        base, label = lifter_calibration(conf)
-    else:
-        base, label = _resolve(args.base, args)
-    cases = read_cases_csv(args.cases, base.variables, base.causes, outcome_node=base.outcome)
-    result = refit(base, cases, args.method, folds=args.folds, seed=args.seed,
-                   max_iter=args.max_iter)
-    print(f"Read {result.n_cases} case(s) from {args.cases}; base calibration: {label}.")
-    print(f"  {result.n_incomplete} case(s) with unknown values, {result.n_adjudicated} with "
-          "an adjudicated cause.")
-    _print_refit(result, args.top)
-    _print_scenarios(base, result.calibration)
-    print("\nBehaviour checks of the refitted calibration:")
-    was = {r.id: r.passed for r in _checks_of(base)}
-    failed = print_checks(_checks_of(result.calibration), was)
-    _print_cross_validation(result)
-    if args.out is not None:
-        io.atomic_write(args.out, to_toml(result.calibration), force=args.force)
-        print(f"\nWrote {args.out}.")
-    if args.save:
-        with Clinic.open(conf, grant) as clinic:
-            version = clinic.save(result.calibration, args.who, args.note or
-                                  f"refit from {result.n_cases} cases ({result.method})",
-                                  activate=args.activate, source="the refit")
-        print(f"Saved the refit as version {version.id}"
-              f"{' and made it active' if args.activate else ''}.")
-    elif failed:
-        print(f"Warning: {failed} behaviour check(s) fail; saving will be refused until they "
-              "pass.")
-    else:
-        print(f"To store it: knowpain calibration save {args.out} --who NAME --note TEXT")
+    opened: list[Clinic] = []
+
+    def clinic_of() -> Clinic:  # the store is opened only when it is needed
+        if not opened:
+            opened.append(Clinic(conf, grant))
+        return opened[0]
+
+    try:
+        base, base_label = _fit_base(args, clinic_of)
+        if args.cases is not None:
+            cal = base.calibration
+            checked = read_case_file(args.cases, cal.variables, cal.causes,
+                                     outcome_node=cal.outcome)
+            if checked.broken and not args.skip_broken:
+                raise CaseImportError(
+                    checked.problems,
+                    hint=(f"{len(checked.cases):,} row(s) are valid: add --skip-broken to "
+                          "refit from them") if checked.cases else "")
+            from model.service.refit import refit
+
+            labels = [f"row {r}" for r in checked.rows]
+            cases_label = f"{len(checked.cases):,} case(s) from {args.cases}"
+            if args.skip_broken and checked.broken:
+                cases_label += f" ({len(checked.broken):,} broken row(s) skipped)"
+            result = refit(cal, list(checked.cases), args.method, folds=args.folds,
+                           seed=args.seed, max_iter=args.max_iter, labels=labels,
+                           base_label=base_label,
+                           base_version=base.version.id if base.version else None,
+                           cases_label=cases_label)
+        else:
+            if clinic_of().case_counts().total == 0:
+                raise RefusedError(
+                    f"there are no cases in {clinic_of().path} to refit from: import some "
+                    "(knowpain cases import FILE) or give --cases FILE")
+            result = clinic_of().refit(args.method, folds=args.folds, seed=args.seed,
+                                       max_iter=args.max_iter, base=base)
+        print(f"Base: {result.base_label}.")
+        print(f"Cases: {result.cases_label}.")
+        print(f"  {result.n_incomplete} case(s) with unknown values, {result.n_adjudicated} "
+              "with an adjudicated cause.")
+        _print_refit(result, args.top)
+        _print_scenarios(result.base, result.calibration)
+        print("\nBehaviour checks of the refitted calibration:")
+        was = {r.id: r.passed for r in _checks_of(result.base)}
+        failed = print_checks(_checks_of(result.calibration), was)
+        _print_behaviour(result)
+        _print_cross_validation(result)
+        if args.out is not None:
+            io.atomic_write(args.out, to_toml(result.calibration), force=args.force)
+            print(f"\nWrote {args.out}.")
+        if args.save:
+            version = clinic_of().save_refit(result, args.who, args.note,
+                                             activate=args.activate)
+            print(f"Saved the refit as version {version.id} (a refit of version "
+                  f"{version.fitted_from if version.fitted_from is not None else '?'})"
+                  f"{' and made it active' if args.activate else ''}.")
+        elif failed:
+            print(f"Warning: {failed} behaviour check(s) fail; saving will be refused until "
+                  "they pass.")
+        else:
+            print(f"To store it: knowpain calibration fit --save --who NAME (or: knowpain "
+                  f"calibration save {args.out} --who NAME --note TEXT)")
+    finally:
+        for clinic in opened:
+            clinic.close()
     return 0
 
 
@@ -367,16 +438,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser(
         "fit", parents=[store, write],
-        help="refit a calibration from a cases CSV and report what changed",
+        help="refit the calibration from the stored cases (or a CSV) and report what changed",
         description="Refit from cases (EM when values are missing, Dirichlet counting when "
-        "every value is known), then show the parameters that moved most, the reference "
-        "scenarios before -> after, the behaviour checks and, when cases carry adjudicated "
-        "causes, held-out metrics before vs after. Write the result to --out, store it as a "
-        "new version with --save, or both.",
+        "every value is known; noisy-OR / noisy-MAX nodes keep their form), then show the "
+        "parameters that moved most, the reference scenarios before -> after, the behaviour "
+        "checks and, when cases carry adjudicated causes, held-out metrics before vs after. "
+        "A refit starts from the expert calibration behind the active version (never from "
+        "an earlier refit) and uses every stored case, so no case counts twice; --cases "
+        "FILE refits from that file's cases instead. Write the result to --out, store it as "
+        "a new version with --save, or both.",
     )
-    p.add_argument("--cases", required=True, metavar="CASES.csv",
-                   help="cases CSV (columns: node names, cause:<cause>, outcome, therapist, "
-                   "case_id)")
+    p.add_argument("--cases", metavar="CASES.csv",
+                   help="refit from this cases CSV instead of the stored cases (columns: "
+                   "node names, cause:<cause>, outcome, therapist, case_id)")
+    p.add_argument("--skip-broken", action="store_true",
+                   help="with --cases: refit from the valid rows of a partly broken file "
+                   "(the broken rows are named)")
     p.add_argument("--out", metavar="FILE", help="write the refitted calibration here")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--save", action="store_true",
@@ -384,8 +461,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--note", default="", metavar="TEXT", help="note for --save")
     p.add_argument("--activate", action="store_true", help="with --save: make it active")
     p.add_argument("--base", metavar="CAL",
-                   help="calibration to start from: a TOML file or a stored version id "
-                   "(default: the active version, as in the app)")
+                   help="calibration to start from: a TOML file, or a stored version id "
+                   "(a refit version stands for the expert version it was fitted from; "
+                   "default: the expert calibration behind the active version, as in the "
+                   "app)")
     p.add_argument("--method", choices=["auto", "dirichlet", "em"], default="auto",
                    help="auto (default): EM when values are missing, else Dirichlet")
     p.add_argument("--folds", type=_positive_or_zero, default=5, metavar="K",

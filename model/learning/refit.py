@@ -1,14 +1,21 @@
 """Learning a calibration's numbers from recorded cases, starting from the experts' numbers.
 
 Every column of every table is read as a Dirichlet prior: the expert distribution ``p`` with
-confidence ``N`` (the node's equivalent sample size, :attr:`NodeSpec.confidence`) is
-Dirichlet(N·p). After counts ``n`` in that column the numbers become
+confidence ``N`` (the column's equivalent sample size, :meth:`NodeSpec.confidence_of` — the
+node's ``confidence`` unless ``column_confidence`` says otherwise) is Dirichlet(N·p). After
+counts ``n`` in that column the numbers become
 
     (N·p + n) / (N + Σn)
 
 which is the posterior mean of Dirichlet(N·p) and also the maximiser of
 ``Σ (n + N·p)·log θ``. With ``N`` small the data speak; with ``N`` large the experts do.
 A column without any count keeps the expert's numbers.
+
+Noisy-OR / noisy-MAX nodes keep their form: they are learned in their own parameters (the
+leak and one link distribution per parent state) by EM over the hidden per-parent
+activations, with Dirichlet priors on those (:mod:`model.learning.params`), and are written
+back in Díez parameters. Every refitted column (a canonical node: its leak and each link) gets
+``column_confidence`` = prior confidence + the cases behind it.
 
 Two estimators, scikit-learn style (settings in the constructor, ``fit(cases)`` returns the
 estimator, results in attributes ending in ``_``):
@@ -19,7 +26,7 @@ estimator, results in attributes ending in ``_``):
   observed and unanswered questions are filled in by their posterior under the current
   numbers (E-step, exact junction-tree inference, one batched query per iteration), then the
   update above is applied to the expected counts (M-step). This is MAP-EM: it climbs
-  ``log P(cases | θ) + Σ N·p·log θ`` and never goes down. It assumes values are missing at
+  ``log P(cases | θ) + log prior`` and never goes down. It assumes values are missing at
   random (whether a question was answered does not depend on the answer).
 
 What the cases are
@@ -57,6 +64,7 @@ from model.errors import EvidenceError, ImpossibleEvidenceError, UsageError
 from model.inference.engine import CompiledNetwork
 from model.inference.evidence import is_unknown
 from model.learning.base import Estimator
+from model.learning.params import NodeParams, Params, node_params
 
 __all__ = [
     "IGNORED_COLUMNS",
@@ -227,14 +235,6 @@ def _family_counts(
     return counts.reshape(shape)
 
 
-def _posterior_mean(prior: np.ndarray, confidence: float, counts: np.ndarray) -> np.ndarray:
-    """(N·p + n) / (N + Σn) per column; a column with nothing at all keeps ``p``."""
-    total = confidence + counts.sum(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        post = (confidence * prior + counts) / total
-    return np.where(total > 0, post, prior)
-
-
 class _Refit(Estimator):
     """Settings and helpers shared by the two estimators."""
 
@@ -244,10 +244,12 @@ class _Refit(Estimator):
         *,
         nodes: Sequence[str] | None = None,
         confidence: float | Mapping[str, float] | None = None,
+        keep_form: bool = True,
     ) -> None:
         self.base = base
         self.nodes = nodes
         self.confidence = confidence
+        self.keep_form = keep_form
 
     def _learned_nodes(self) -> list[str]:
         if self.nodes is None:
@@ -260,24 +262,75 @@ class _Refit(Estimator):
             )
         return [n for n in self.base.nodes if n in set(self.nodes)]
 
-    def _confidence(self, name: str) -> float:
-        """The equivalent sample size N of ``name``'s prior (node setting unless overridden)."""
+    def _override(self, name: str) -> float | None:
+        """The confidence that replaces every column's of ``name``, or ``None`` (the file's)."""
         if self.confidence is None:
-            value = self.base.nodes[name].confidence
-        elif isinstance(self.confidence, Mapping):
-            value = self.confidence.get(name, self.base.nodes[name].confidence)
+            return None
+        if isinstance(self.confidence, Mapping):
+            if name not in self.confidence:
+                return None
+            value = self.confidence[name]
         else:
             value = self.confidence
-        value = float(value)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            value = math.nan
         if not value >= 0 or not math.isfinite(value):
             raise UsageError(f"confidence for {name!r} must be a finite number >= 0")
         return value
 
-    def _result(self, tables: Mapping[str, np.ndarray]) -> Calibration:
+    def _models(self, learned: Sequence[str]) -> dict[str, NodeParams]:
+        return {n: node_params(self.base, n, keep_form=bool(self.keep_form),
+                               confidence=self._override(n)) for n in learned}
+
+    def _result(self, models: Mapping[str, NodeParams], params: Mapping[str, Params],
+                counts: Mapping[str, np.ndarray]) -> tuple[Calibration, dict]:
+        """``base`` with every node in ``params`` written back, and the column confidences;
+        keeps the node models and parameters for :meth:`reweighted` and
+        :meth:`posterior_draws`."""
+        self.models_ = dict(models)
+        self.params_ = dict(params)
         cal = self.base
-        for name, table in tables.items():
-            cal = cal.with_table(name, table)
+        confidence: dict[str, dict[str, float]] = {}
+        for name, p in params.items():
+            confidence[name] = models[name].confidence(counts[name])
+            cal = models[name].write(cal, p, confidence[name])
+        return cal, confidence
+
+    def reweighted(self, data_weight: Mapping[str, float]) -> Calibration:
+        """:attr:`calibration_` with some nodes refitted from their (expected) counts times a
+        data weight in [0, 1]: 0 gives back the prior's numbers, 1 the fit itself.
+
+        The counts of hidden families are those of the fit (one M-step, no new E-step).
+        Confidences become the prior's plus the weighted cases.
+        """
+        cal = self.calibration_
+        for name, weight in data_weight.items():
+            if name not in self.params_:
+                continue
+            w = float(weight)
+            if not 0.0 <= w <= 1.0:
+                raise UsageError(f"data weight for {name!r} must lie in [0, 1], got {w}")
+            model = self.models_[name]
+            counts = w * self.counts_[name]
+            start = self.params_[name] if model.kind != "table" else model.initial()
+            params = model.m_step(counts, start) if counts.sum() > 0 else model.initial()
+            cal = model.write(cal, params, model.confidence(counts))
         return cal
+
+    def posterior_draws(self, size: int, seed: int = 0, nodes: Sequence[str] | None = None
+                        ) -> dict[str, np.ndarray]:
+        """Tables drawn from the (approximate) Dirichlet posterior of every learned node,
+        ``{node: (size, *parent_cards, card)}`` — for asking how sure the cases make us of
+        something, e.g. an ordering of posteriors (see :meth:`NodeParams.draw`)."""
+        rng = np.random.default_rng(seed)
+        names = list(self.params_) if nodes is None else [n for n in nodes
+                                                           if n in self.params_]
+        return {n: self.models_[n].draw(self.counts_[n], self.params_[n], size, rng)
+                for n in names}
+
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +341,10 @@ class _Refit(Estimator):
 class DirichletRefit(_Refit):
     """Refit from cases by Dirichlet counting; rows missing a family member are skipped.
 
+    Tables get the closed-form posterior mean; noisy-OR / noisy-MAX nodes are fitted in
+    their own parameters from the same counts (EM over the hidden activations, to
+    convergence: see :mod:`model.learning.params`).
+
     Parameters
     ----------
     base:
@@ -295,20 +352,24 @@ class DirichletRefit(_Refit):
     nodes:
         Nodes to learn (default: all). Others keep their parameters and form.
     confidence:
-        Override of the prior's equivalent sample size: one number for every node, or a
-        mapping node -> N (nodes left out keep :attr:`NodeSpec.confidence`). ``0`` gives
-        maximum likelihood for every column that has data.
+        Override of the prior's equivalent sample size: one number for every column of
+        every node, or a mapping node -> N (nodes left out keep their own per-column
+        confidence, :meth:`NodeSpec.confidence_of`). ``0`` gives maximum likelihood for
+        every column that has data.
+    keep_form:
+        ``True`` (default): noisy-OR / noisy-MAX nodes are learned in their own parameters
+        and stay canonical; ``False``: every learned node becomes a full table.
 
     Attributes (after :meth:`fit`)
     ------------------------------
     calibration_ : Calibration
-        ``base`` with every node that received counts written as a full ``table``; nodes
-        without a single usable row keep their original form.
+        ``base`` with every node that received counts rewritten, in its own form, with
+        ``column_confidence`` set; nodes without a single usable row are unchanged.
     counts_ : dict[str, ndarray]
         Counts per node in the columns layout ``(*parent_cards, card)``.
-    column_confidence_ : dict[str, ndarray]
-        ``N + Σn`` per column, shape ``parent_cards`` — the effective sample size behind
-        each refitted column (the node's ``confidence`` itself is left unchanged).
+    column_confidence_ : dict[str, dict[str, float]]
+        Per learned node, each column's (parameter's) confidence after the fit: the prior's
+        plus the cases behind it — what is written to the file.
     learned_ : tuple[str, ...]
         Nodes rewritten from data.
     n_cases_ : int
@@ -320,23 +381,21 @@ class DirichletRefit(_Refit):
         codes = encode_cases(cases, self.base)
         weights = _weights(sample_weight, codes.shape[0])
         position = {n: j for j, n in enumerate(self.base.nodes)}
+        learned = self._learned_nodes()
+        models = self._models(learned)
         counts: dict[str, np.ndarray] = {}
-        tables: dict[str, np.ndarray] = {}
-        column_confidence: dict[str, np.ndarray] = {}
-        for name in self._learned_nodes():
-            prior = self.base.cpt(name)
+        params: dict[str, Params] = {}
+        for name in learned:
             fam = _family(self.base, name)
-            n = _family_counts(codes, [position[v] for v in fam], prior.shape, weights)
+            shape = self.base.cpt(name).shape
+            n = _family_counts(codes, [position[v] for v in fam], shape, weights)
             counts[name] = n
-            conf = self._confidence(name)
-            column_confidence[name] = conf + n.sum(axis=-1)
             if n.sum() > 0:
-                tables[name] = _posterior_mean(prior, conf, n)
+                params[name] = models[name].m_step(n, models[name].initial())
         self.counts_ = counts
-        self.column_confidence_ = column_confidence
-        self.learned_ = tuple(tables)
+        self.learned_ = tuple(params)
         self.n_cases_ = int(codes.shape[0])
-        self.calibration_ = self._result(tables)
+        self.calibration_, self.column_confidence_ = self._result(models, params, counts)
         return self
 
 
@@ -363,40 +422,44 @@ def _patterns(codes: np.ndarray, weights: np.ndarray, cards: Sequence[int]) -> t
 
 @dataclass(frozen=True)
 class _Iterate:
-    """One EM iterate: its tables, log-likelihood, objective and expected counts."""
+    """One EM iterate: its parameters, log-likelihood, objective and expected counts."""
 
-    tables: dict[str, np.ndarray]
+    params: dict[str, Params]
     log_likelihood: float
     objective: float
     counts: dict[str, np.ndarray]
 
 
 def _extrapolate(
-    t0: Mapping[str, np.ndarray],
-    t1: Mapping[str, np.ndarray],
-    t2: dict[str, np.ndarray],
+    t0: Mapping[str, Params],
+    t1: Mapping[str, Params],
+    t2: dict[str, Params],
     nodes: Sequence[str],
-) -> dict[str, np.ndarray]:
+) -> dict[str, Params]:
     """SQUAREM's jump ``t0 - 2αr + α²v`` over ``nodes``; ``t2`` itself when it cannot help.
 
-    ``r = t1 - t0`` and ``v = t2 - 2·t1 + t0``; the step length ``α = -|r|/|v|`` is halved
-    towards -1 (where the jump is ``t2``) until every column stays a distribution that is
-    positive wherever ``t2`` is. Column sums are preserved by construction. Nodes outside
-    ``nodes`` (families observed in every row) are taken from ``t2``.
+    Parameters are tuples of arrays whose last axis is a distribution (table columns, or a
+    canonical model's leak and links). ``r = t1 - t0`` and ``v = t2 - 2·t1 + t0``; the step
+    length ``α = -|r|/|v|`` is halved towards -1 (where the jump is ``t2``) until every
+    distribution stays positive wherever ``t2``'s is. Sums are preserved by construction.
+    Nodes outside ``nodes`` (families observed in every row) are taken from ``t2``.
     """
-    r = {n: t1[n] - t0[n] for n in nodes}
-    v = {n: t2[n] - 2.0 * t1[n] + t0[n] for n in nodes}
-    r_norm = math.sqrt(sum(float((a * a).sum()) for a in r.values()))
-    v_norm = math.sqrt(sum(float((a * a).sum()) for a in v.values()))
+    r = {n: [b - a for a, b in zip(t0[n], t1[n], strict=True)] for n in nodes}
+    v = {n: [c - 2.0 * b + a for a, b, c in zip(t0[n], t1[n], t2[n], strict=True)]
+         for n in nodes}
+    r_norm = math.sqrt(sum(float((a * a).sum()) for arrs in r.values() for a in arrs))
+    v_norm = math.sqrt(sum(float((a * a).sum()) for arrs in v.values() for a in arrs))
     if r_norm == 0.0 or v_norm == 0.0:
         return t2
     alpha = -r_norm / v_norm
     while alpha < -1.01:
-        jump = {n: t0[n] - 2.0 * alpha * r[n] + alpha * alpha * v[n] for n in nodes}
-        if all(np.all(np.where(t2[n] > 0, jump[n] > 0, jump[n] >= 0)) for n in nodes):
+        jump = {n: [a - 2.0 * alpha * ri + alpha * alpha * vi
+                    for a, ri, vi in zip(t0[n], r[n], v[n], strict=True)] for n in nodes}
+        if all(np.all(np.where(c > 0, j > 0, j >= 0))
+               for n in nodes for j, c in zip(jump[n], t2[n], strict=True)):
             out = dict(t2)
             for n in nodes:
-                out[n] = jump[n] / jump[n].sum(axis=-1, keepdims=True)
+                out[n] = tuple(j / j.sum(axis=-1, keepdims=True) for j in jump[n])
             return out
         alpha = (alpha - 1.0) / 2.0
     return t2
@@ -408,9 +471,11 @@ class EMRefit(_Refit):
     Each iteration runs ONE batched junction-tree query over the distinct evidence patterns
     (identical rows are grouped and weighted), reads the posterior joint of every family
     that is not observed in every row, and sums the weighted joints into expected counts;
-    the M-step is the Dirichlet posterior mean of :class:`DirichletRefit`. Families observed
-    in every row are counted once. With complete data the result equals
-    :class:`DirichletRefit` after one iteration.
+    the M-step is that of :class:`DirichletRefit` on the expected counts (tables: the
+    Dirichlet posterior mean; noisy-OR / noisy-MAX: ``inner_max_iter`` cycles of EM over the
+    hidden activations, warm-started — a generalised EM step, which still never lowers the
+    objective). Families observed in every row are counted and fitted once. With complete
+    data the result equals :class:`DirichletRefit` after one iteration.
 
     The prior also fixes the meaning of hidden states: EM on its own cannot tell "yes" from
     "no" for a cause that is never observed (label switching); the experts' numbers, through
@@ -418,8 +483,18 @@ class EMRefit(_Refit):
 
     Parameters
     ----------
-    base, nodes, confidence:
-        As for :class:`DirichletRefit`; ``base`` is also the starting point.
+    base:
+        The calibration whose numbers are the prior (and whose structure is kept).
+    nodes:
+        Nodes to learn (default: all). Others keep their parameters and form.
+    confidence:
+        Override of the prior's equivalent sample size: one number for every column of
+        every node, or a mapping node -> N (nodes left out keep their own per-column
+        confidence, :meth:`NodeSpec.confidence_of`). ``0`` gives maximum likelihood for
+        every column that has data.
+    keep_form:
+        ``True`` (default): noisy-OR / noisy-MAX nodes are learned in their own parameters
+        and stay canonical; ``False``: every learned node becomes a full table.
     max_iter:
         Largest number of M-steps (EM updates).
     tol:
@@ -431,15 +506,19 @@ class EMRefit(_Refit):
         only if it beats the plain step — so the objective still never decreases. Latent
         causes make plain EM crawl; this typically needs 3-5× fewer E-steps. ``False``
         gives textbook EM.
+    inner_max_iter:
+        Activation-EM cycles per M-step for noisy-OR / noisy-MAX nodes with hidden family
+        members.
 
     Attributes (after :meth:`fit`)
     ------------------------------
     calibration_ : Calibration
-        ``base`` with every learned node written as a full ``table``.
+        ``base`` with every learned node rewritten in its own form (``keep_form``), with
+        ``column_confidence`` set.
     counts_ : dict[str, ndarray]
         Expected counts per node (columns layout) under the returned parameters.
-    column_confidence_ : dict[str, ndarray]
-        ``N + Σ expected n`` per column.
+    column_confidence_ : dict[str, dict[str, float]]
+        Per learned node, the prior's confidence plus the expected cases behind each column.
     n_iter_ : int
         M-steps performed (an accelerated cycle performs up to three).
     converged_ : bool
@@ -449,7 +528,7 @@ class EMRefit(_Refit):
         step or accelerated cycle); the first entry is that of ``base``, the last that of
         :attr:`calibration_`.
     objective_history_ : tuple[float, ...]
-        ``history_`` plus the log-prior ``Σ N·p·log θ``: the quantity EM never decreases.
+        ``history_`` plus the log-prior: the quantity EM never decreases.
     log_likelihood_ : float
         ``history_[-1]``.
     hidden_families_ : tuple[tuple[str, ...], ...]
@@ -469,16 +548,21 @@ class EMRefit(_Refit):
         accelerate: bool = True,
         nodes: Sequence[str] | None = None,
         confidence: float | Mapping[str, float] | None = None,
+        keep_form: bool = True,
+        inner_max_iter: int = 10,
     ) -> None:
-        super().__init__(base, nodes=nodes, confidence=confidence)
+        super().__init__(base, nodes=nodes, confidence=confidence, keep_form=keep_form)
         self.max_iter = max_iter
         self.tol = tol
         self.accelerate = accelerate
+        self.inner_max_iter = inner_max_iter
 
     def fit(self, cases: Cases, sample_weight: Any = None) -> EMRefit:
         """Run EM from ``base`` and build :attr:`calibration_`."""
         if self.max_iter < 0:
             raise UsageError("max_iter must be >= 0")
+        if self.inner_max_iter < 1:
+            raise UsageError("inner_max_iter must be >= 1")
         base = self.base
         names = list(base.nodes)
         position = {n: j for j, n in enumerate(names)}
@@ -487,19 +571,22 @@ class EMRefit(_Refit):
         weights = _weights(sample_weight, codes.shape[0])
         patterns, pweights, first = _patterns(codes, weights, cards)
         learned = self._learned_nodes()
-        priors = {n: base.cpt(n) for n in learned}
-        conf = {n: self._confidence(n) for n in learned}
-        alpha = {n: conf[n] * priors[n] for n in learned}
+        models = self._models(learned)
+        start = {n: models[n].initial() for n in learned}
         families = {n: _family(base, n) for n in learned}
         seen = patterns >= 0
         hidden = [n for n in learned if not seen[:, [position[v] for v in families[n]]].all()]
         fixed_counts = {
             n: _family_counts(
-                patterns, [position[v] for v in families[n]], priors[n].shape, pweights
+                patterns, [position[v] for v in families[n]], base.cpt(n).shape, pweights
             )
             for n in learned
             if n not in hidden
         }
+        # families seen in every row: fitted once, and only when there is an M-step at all
+        fixed_params = {n: models[n].m_step(c, start[n])
+                        if c.sum() > 0 and self.max_iter > 0 else start[n]
+                        for n, c in fixed_counts.items()}
         net = CompiledNetwork(
             base.variables,
             {n: node.parents for n, node in base.nodes.items()},
@@ -508,18 +595,15 @@ class EMRefit(_Refit):
         )
         evidence = likelihood_arrays(patterns, base)
         total_weight = float(pweights.sum())
+        inner = int(self.inner_max_iter)
 
-        def log_prior(tables: Mapping[str, np.ndarray]) -> float:
-            out = 0.0
-            for n in learned:
-                a = alpha[n]
-                mask = a > 0
-                out += float((a[mask] * np.log(np.maximum(tables[n][mask], 1e-300))).sum())
-            return out
+        def log_prior(params: Mapping[str, Params]) -> float:
+            return sum(models[n].log_prior(params[n]) for n in learned)
 
-        def e_step(tables: Mapping[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        def e_step(params: Mapping[str, Params]) -> tuple[float, dict[str, np.ndarray]]:
             if patterns.shape[0] == 0:
-                return 0.0, {n: np.zeros_like(priors[n]) for n in learned}
+                return 0.0, {n: np.zeros(base.cpt(n).shape) for n in learned}
+            tables = {n: models[n].table(params[n]) for n in learned}
             res = net.query(evidence, overrides=tables, raise_on_impossible=False)
             p_e = res.evidence_probability
             bad = ~(p_e > 0) | ~np.isfinite(p_e)
@@ -535,22 +619,26 @@ class EMRefit(_Refit):
                 counts[n] = np.tensordot(pweights, res.joints[families[n]], axes=(0, 0))
             return ll, counts
 
-        def m_step(counts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            return {n: _posterior_mean(priors[n], conf[n], counts[n]) for n in learned}
+        def m_step(counts: Mapping[str, np.ndarray], params: Mapping[str, Params]
+                   ) -> dict[str, Params]:
+            out = dict(fixed_params)
+            for n in hidden:
+                out[n] = models[n].m_step(counts[n], params[n], max_iter=inner)
+            return out
 
-        def evaluate(tables: dict[str, np.ndarray]) -> _Iterate:
-            ll, counts = e_step(tables)
-            return _Iterate(tables, ll, ll + log_prior(tables), counts)
+        def evaluate(params: dict[str, Params]) -> _Iterate:
+            ll, counts = e_step(params)
+            return _Iterate(params, ll, ll + log_prior(params), counts)
 
         scale = max(total_weight, 1.0)
-        current = evaluate(dict(priors))
+        current = evaluate(dict(start))
         history = [current]
         converged = False
         n_iter = 0
         while n_iter < self.max_iter:
             # one plain EM step: its gain is the convergence test, and its result the
             # fallback that keeps every accepted iterate at least as good as the last
-            step = evaluate(m_step(current.counts))
+            step = evaluate(m_step(current.counts, current.params))
             n_iter += 1
             if (step.objective - current.objective) / scale < self.tol:
                 current = step
@@ -563,17 +651,18 @@ class EMRefit(_Refit):
                 continue
             # SQUAREM (Varadhan & Roland 2008, scheme S3): extrapolate along the first and
             # second differences of two EM steps, then stabilise with one more EM step
-            second = m_step(step.counts)
+            second = m_step(step.counts, step.params)
             n_iter += 1
-            jump = _extrapolate(current.tables, step.tables, second, hidden)
-            stabilised = evaluate(m_step(e_step(jump)[1]) if jump is not second else second)
+            jump = _extrapolate(current.params, step.params, second, hidden)
             if jump is not second:
+                stabilised = evaluate(m_step(e_step(jump)[1], jump))
                 n_iter += 1
+            else:
+                stabilised = evaluate(second)
             current = stabilised if stabilised.objective >= step.objective else step
             history.append(current)
-        tables, counts = current.tables, current.counts
+        params, counts = current.params, current.counts
         self.counts_ = counts
-        self.column_confidence_ = {n: conf[n] + counts[n].sum(axis=-1) for n in learned}
         self.n_iter_ = n_iter
         self.converged_ = converged
         self.history_ = tuple(it.log_likelihood for it in history)
@@ -584,9 +673,12 @@ class EMRefit(_Refit):
         self.learned_ = tuple(learned) if n_iter and total_weight > 0 else ()
         self.n_cases_ = int(codes.shape[0])
         self.n_patterns_ = int(patterns.shape[0])
-        self.calibration_ = self._result(tables) if self.learned_ else base
+        if self.learned_:
+            self.calibration_, self.column_confidence_ = self._result(models, params, counts)
+        else:
+            self.models_, self.params_ = dict(models), {}
+            self.calibration_, self.column_confidence_ = base, {}
         return self
-
 
 # ---------------------------------------------------------------------------------------------
 # what moved

@@ -56,10 +56,22 @@ class Review:
         return [f"weakens the red-flag screen: {w}" for w in self.weakened]
 
     @property
+    def check_reasons(self) -> list[str]:
+        """One line per failing behaviour check: which, which pair, and by how much."""
+        from model.service.behaviour import shortfall  # heavy (pandas): only when needed
+
+        specs = {c.id: c for c in self.calibration.checks} if self.calibration else {}
+        out = []
+        for r in self.failed_checks:
+            found = shortfall(specs[r.id], r.values) if r.id in specs else None
+            out.append(f"behaviour check fails: {found if found is not None else r}")
+        return out
+
+    @property
     def reasons(self) -> list[str]:
         """Every reason the candidate would be refused (empty: it may be saved)."""
         out = [f"invalid: {p}" for p in self.problems]
-        out += [f"behaviour check fails: {r}" for r in self.failed_checks]
+        out += self.check_reasons
         return out + self.screen_reasons
 
     @property

@@ -1,9 +1,13 @@
 """Refits from cases: which method, and what a refit would change — one rule for both doors.
 
 ``"auto"`` fits by EM when any value is missing (EM uses incomplete cases too) and by
-Dirichlet counting when every value is known. :func:`refit` fits, reports what moved, and
-compares the result with its base on held-out folds when cases carry adjudicated causes.
-Nothing is saved here: a refit becomes a version only through :meth:`Clinic.save`.
+Dirichlet counting when every value is known. :func:`refit` fits (noisy-OR / noisy-MAX nodes
+in their own parameters), keeps the experts' behaviour-check orderings where the cases do not
+credibly contradict them (:mod:`model.service.behaviour`), reports what moved, and compares
+the result with its base on held-out folds when cases carry adjudicated causes. Nothing is
+saved here: a refit becomes a version only through :meth:`Clinic.save_refit`, and which base
+and which cases a refit uses is decided in one place, :meth:`Clinic.refit_base` /
+:meth:`Clinic.refit`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from model.learning.refit import (
     case_frame,
     moved_parameters,
 )
+from model.service.behaviour import CheckFailure, HeldBack, Outcome, keep_orderings
 
 __all__ = ["METHODS", "Refit", "choose_method", "make_estimator", "refit"]
 
@@ -58,9 +63,16 @@ class Refit:
     """A refit and what it changes, before anything is saved.
 
     ``history`` is the log-likelihood of the cases after each EM step (Dirichlet counting:
-    before and after). ``comparison`` is the k-fold held-out comparison, or ``None`` with
-    the reason in ``cv_problem``. ``moved`` lists every table entry that moved, largest
-    first (for two-state nodes only the second state: the first is its mirror image).
+    before and after); when nodes were held back, its last entry is that of the held-back
+    result. ``comparison`` is the k-fold held-out comparison (each fold refitted by the
+    estimator alone, without the hold-back), or ``None`` with the reason in ``cv_problem``.
+    ``moved`` lists every table entry that moved, largest first (for two-state nodes only the
+    second state: the first is its mirror image).
+    ``held_back`` says which nodes kept part of the experts' numbers so that a behaviour
+    check the cases do not credibly contradict still holds; ``failures`` are the checks the
+    cases do contradict (the save policy refuses those); ``base_failures`` the checks the
+    base itself fails. ``labels`` name the cases (``"case 17"``, ``"row 5"``) in
+    explanations; ``base_label`` / ``base_version`` / ``cases_label`` say what was used.
     """
 
     method: str
@@ -77,6 +89,19 @@ class Refit:
     moved: tuple[MovedParameter, ...]
     comparison: Comparison | None
     cv_problem: str | None
+    held_back: HeldBack | None = None
+    failures: tuple[CheckFailure, ...] = ()
+    base_failures: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    base_label: str = "the base calibration"
+    base_version: int | None = None
+    cases_label: str = ""
+
+    def failure_lines(self) -> list[str]:
+        """Every behaviour check the cases contradict: which, by how much, how sure, and
+        the cases that pull it (named by ``labels``)."""
+        names = dict(enumerate(self.labels)) if self.labels else None
+        return [line for f in self.failures for line in f.lines(names)]
 
 
 def _log_likelihood(cal: Calibration, frame: pd.DataFrame) -> float:
@@ -85,8 +110,14 @@ def _log_likelihood(cal: Calibration, frame: pd.DataFrame) -> float:
 
 
 def refit(base: Calibration, cases: Cases, method: str = "auto", *, folds: int = 5,
-          seed: int = 0, max_iter: int = 100) -> Refit:
-    """Refit ``base`` from ``cases``; ``folds=0`` skips the held-out comparison."""
+          seed: int = 0, max_iter: int = 100, labels: Sequence[str] = (),
+          orderings: bool = True, base_label: str = "the base calibration",
+          base_version: int | None = None, cases_label: str = "") -> Refit:
+    """Refit ``base`` from ``cases``; ``folds=0`` skips the held-out comparison.
+
+    ``orderings=False`` skips the behaviour-check hold-back (the plain posterior).
+    ``labels`` (one per case) name cases in explanations of failing checks.
+    """
     if folds != 0 and folds < 2:
         raise UsageError(f"folds {folds}: use 0 to skip the held-out comparison, or 2 or more")
     if max_iter < 1:
@@ -99,10 +130,15 @@ def refit(base: Calibration, cases: Cases, method: str = "auto", *, folds: int =
     estimator = make_estimator(base, chosen, max_iter)
     try:
         fitted: Any = make_estimator(base, chosen, max_iter).fit(frame)
+        outcome = (keep_orderings(fitted, frame, seed=seed) if orderings
+                   else Outcome(fitted.calibration_, None, (), ()))
+        result_cal = outcome.calibration
         if chosen == "em":
             history = tuple(fitted.history_)
+            if outcome.held_back is not None:
+                history = (*history, _log_likelihood(result_cal, frame))
         else:
-            history = (_log_likelihood(base, frame), _log_likelihood(fitted.calibration_, frame))
+            history = (_log_likelihood(base, frame), _log_likelihood(result_cal, frame))
     except ImpossibleEvidenceError as exc:
         raise RefusedError(f"the cases cannot be explained by the base calibration: {exc}") \
             from None
@@ -122,13 +158,13 @@ def refit(base: Calibration, cases: Cases, method: str = "auto", *, folds: int =
             comparison = cross_validate(frame, estimator, n_splits=folds, seed=seed)
         except (ValueError, ImpossibleEvidenceError) as exc:
             problem = str(exc)
-    moved = [m for m in moved_parameters(base, fitted.calibration_, top=None)
+    moved = [m for m in moved_parameters(base, result_cal, top=None)
              if not (base.nodes[m.node].card == 2 and m.state == base.nodes[m.node].states[0])]
     return Refit(
         method=chosen,
         reason=reason,
         base=base,
-        calibration=fitted.calibration_,
+        calibration=result_cal,
         n_cases=len(frame),
         n_incomplete=int(frame[nodes].isna().any(axis=1).sum()),
         n_adjudicated=n_adjudicated,
@@ -139,4 +175,11 @@ def refit(base: Calibration, cases: Cases, method: str = "auto", *, folds: int =
         moved=tuple(moved),
         comparison=comparison,
         cv_problem=problem,
+        held_back=outcome.held_back,
+        failures=outcome.failures,
+        base_failures=outcome.base_failures,
+        labels=tuple(labels),
+        base_label=base_label,
+        base_version=base_version,
+        cases_label=cases_label,
     )

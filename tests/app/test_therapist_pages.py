@@ -478,12 +478,59 @@ def test_csv_import_error_lists_row_and_column_and_stores_nothing(home):
     upload(at, bad)
     assert_ok(at)
     block = at.get_by_key("kp_cases_import")
-    assert "Nothing was stored" in block.error[0].value
+    assert "2 broken row(s)" in block.error[0].value
+    assert "nothing is imported unless you ask" in block.error[0].value
     listed = block.markdown[0].value
     assert 'row 3, column "training_age"' in listed and "veteran" in listed
     assert 'row 4, column "cause:stabilizer_overload"' in listed and "maybe" in listed
-    assert not any(b.key == "kp_cases_import_button" for b in at.button)
+    assert at.button(key="kp_cases_import_button").disabled  # not without asking
     assert stored_cases(home) == []
+    # asking for the valid rows imports them and names what was skipped
+    at.checkbox(key="kp_cases_skip_broken").check().run()
+    at.button(key="kp_cases_import_button").click().run()
+    assert_ok(at)
+    (case,) = stored_cases(home)
+    assert case.evidence == {"training_age": "novice", "low_back_soreness": "mild"}
+    message = next(s.value for s in at.success if s.value.startswith("Imported"))
+    assert "Imported 1 case(s)" in message and "2 broken row(s) skipped as asked: rows 3, 4" \
+        in message
+
+
+def test_a_header_problem_refuses_the_whole_file(home):
+    at = cases_page(home)
+    upload(at, b"training_age,bogus\nnovice,1\n")
+    block = at.get_by_key("kp_cases_import")
+    assert "Nothing was stored" in block.error[0].value
+    assert 'unknown column "bogus"' in block.markdown[0].value
+    assert not any(b.key == "kp_cases_import_button" for b in at.button)
+
+
+def test_the_same_file_twice_is_recognised_not_doubled(home):
+    at = cases_page(home)
+    data = b"training_age,low_back_soreness\n" + b"novice,mild\n" * 40  # identical rows
+    upload(at, data, "week1.csv")
+    at.button(key="kp_cases_import_button").click().run()
+    assert len(stored_cases(home)) == 40  # identical rows are 40 cases
+    upload(at, data, "week1-again.csv")
+    assert_ok(at)
+    info = at.get_by_key("kp_cases_import").info[0].value
+    assert "week1-again.csv was imported before: import 1 (week1.csv" in info
+    assert "40 case(s) stored" in info and "not doubled" in info
+    assert not any(b.key == "kp_cases_import_button" for b in at.button)
+    assert len(stored_cases(home)) == 40
+
+
+def test_rows_whose_case_id_is_stored_are_skipped_with_where_they_came_from(home):
+    at = cases_page(home)
+    upload(at, b"case_id,training_age\na1,novice\na2,trained\n", "monday.csv")
+    at.button(key="kp_cases_import_button").click().run()
+    upload(at, b"case_id,training_age\na1,novice\na2,trained\na3,novice\n", "tuesday.csv")
+    captions = " ".join(c.value for c in at.get_by_key("kp_cases_import").caption)
+    assert "2 row(s) already stored (same case_id): 2 from import 1 (monday.csv" in captions
+    at.button(key="kp_cases_import_button").click().run()
+    assert [c.case_ref for c in stored_cases(home)] == ["a1", "a2", "a3"]
+    message = next(s.value for s in at.success if s.value.startswith("Imported"))
+    assert "Imported 1 case(s)" in message and "2 row(s) were already stored" in message
 
 
 def test_a_valid_csv_import_stores_every_case(home, downloads):
@@ -601,6 +648,45 @@ def test_refit_without_adjudicated_causes_explains_the_missing_metrics(home):
     assert_ok(at)
     info = " ".join(i.value for i in at.get_by_key("kp_cases_metrics").info)
     assert "no case has an adjudicated cause" in info
+
+
+def test_a_refit_the_cases_contradict_names_the_check_and_the_cases_and_cannot_be_saved(home):
+    table = CAL.cpt("soreness_duration").copy()
+    table[..., 1, :] = [0.75, 0.20, 0.05]  # a non-training cause makes soreness shorter
+    frame = sample_cases(CAL.with_table("soreness_duration", table), 600, seed=0)
+    observable = [n for n, s in CAL.nodes.items() if s.observable]
+    with Store(store_file(home), seed_toml=self_contained(shipped_default())) as store:
+        store.add_cases([NewCase({k: r[k] for k in observable}, {c: r[c] for c in CAL.causes})
+                         for r in frame.to_dict("records")], therapist="seed")
+    at = cases_page(home)
+    assert "Starts from the active version 1 (an expert calibration) and uses all 600 " \
+        "stored case(s)" in " ".join(m.value for m in at.markdown)
+    at.button(key="kp_cases_refit_button").click().run()
+    assert_ok(at)
+    shown = at.get_by_key("kp_cases_behaviour").error[0].value
+    assert "The cases contradict these behaviour checks" in shown
+    assert "duration_points_to_other_cause: P(other_cause=yes | soreness_duration=3_to_7_days)" \
+        in shown and "short by" in shown and "% likely" in shown
+    assert "pulled by case " in shown and "other_cause=yes, soreness_duration=under_3_days" \
+        in shown
+    assert at.button(key="kp_cases_save_button").disabled
+    assert versions(home)[0][-1].id == 1
+
+
+def test_a_small_refit_keeps_the_experts_orderings_and_says_so(home):
+    seed_cases(home, n=100, seed=4)  # a sample whose plain refit breaks a check
+    at = cases_page(home)
+    at.button(key="kp_cases_refit_button").click().run()
+    assert_ok(at)
+    info = at.get_by_key("kp_cases_behaviour").info[0].value
+    assert info.startswith("**Kept the experts' orderings:** ")
+    assert "of the cases' weight, so that" in info and "do not credibly contradict" in info
+    assert not at.get_by_key("kp_cases_behaviour").error
+    save = at.button(key="kp_cases_save_button")
+    assert not save.disabled
+    save.click().run()
+    listed, _ = versions(home)
+    assert listed[-1].kind == "refit" and listed[-1].fitted_from == 1
 
 
 # ---- case capture (Assess page, therapist mode) -------------------------------------------------

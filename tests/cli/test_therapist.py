@@ -398,7 +398,13 @@ def test_save_refuses_a_file_failing_a_behaviour_check_or_validation(
     assert main(["calibration", "save", str(failing), "--who", "Dr A", "--note", "n",
                  *store, *code]) == 3  # ExitStatus.REFUSED
     err = capsys.readouterr().err
-    assert "FAIL stabilizer_by_training_age" in err and "nothing was stored" in err
+    assert "nothing was stored" in err
+    # which check, which pair and by how much (flat table: the three values are equal)
+    line = next(x for x in err.splitlines() if "stabilizer_by_training_age" in x)
+    assert line.startswith("  - behaviour check fails: stabilizer_by_training_age: "
+                           "P(stabilizer_overload=yes | training_age=")
+    assert "= 30.0 % should be above P(stabilizer_overload=yes | training_age=" in line
+    assert "short by 0.0 points" in line
 
     broken = tmp_path / "broken.toml"
     broken.write_text("[nodes.a]\nstates = ['x']\ncpt = 'table'\ntable = [1.0]\n")
@@ -492,6 +498,72 @@ def test_cases_import_is_all_or_nothing(
     assert 'row 30, column "onset": unknown state "later"' in err and "nothing was imported" in err
     with Store(tmp_path / "store.sqlite") as s:
         assert s.list_cases() == []
+
+
+def test_cases_import_twice_and_skip_broken_and_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    truth: Calibration,
+) -> None:
+    store, code = store_args(tmp_path), unlock(monkeypatch, tmp_path)
+    df = cases_frame(truth, 30).drop(columns=["case_id"])
+    df = pd.concat([df, df.iloc[:5]], ignore_index=True)  # identical rows: 35 cases
+    csv = write_csv(tmp_path / "week.csv", df)
+    assert main(["cases", "import", str(csv), "--who", "Dr A", *store, *code]) == 0
+    assert "Imported 35 case(s) from week.csv (ids 1..35) as import 1." in \
+        capsys.readouterr().out
+    assert main(["cases", "import", str(csv), "--who", "Dr A", *store, *code]) == 0
+    out = capsys.readouterr().out
+    assert "week.csv was imported before: import 1 (week.csv, " in out and "not doubled" in out
+    broken = df.copy()
+    broken.loc[3, "onset"] = "later"
+    bad = write_csv(tmp_path / "bad.csv", broken)
+    assert main(["cases", "import", str(bad), "--who", "Dr A", *store, *code]) == 2
+    err = capsys.readouterr().err
+    assert 'row 5, column "onset": unknown state "later"' in err
+    assert "34 row(s) are valid: to import them and skip the broken ones, use --skip-broken" \
+        in err
+    assert main(["cases", "import", str(bad), "--skip-broken", "--who", "Dr A", *store,
+                 *code]) == 0
+    out = capsys.readouterr().out
+    assert "Imported 34 case(s)" in out and "1 broken row(s) skipped as asked: rows 5." in out
+    assert main(["cases", "list", "--limit", "2", "--offset", "10", *store]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith("69 case(s) in ") and "Cases 11-12 (oldest first):" in listing
+    assert "... 57 more: use --offset 12" in listing
+    assert "import 2 (bad.csv, " in listing and "1 broken skipped" in listing
+
+
+def test_fit_defaults_to_every_stored_case_and_the_expert_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    truth: Calibration,
+) -> None:
+    store, code = store_args(tmp_path), unlock(monkeypatch, tmp_path)
+    out = tmp_path / "r.toml"
+    assert main(["calibration", "fit", "--out", str(out), *store]) == 3
+    assert "no cases in" in capsys.readouterr().err and not out.exists()
+    csv = write_csv(tmp_path / "c.csv", cases_frame(truth, 120, seed=6))
+    assert main(["cases", "import", str(csv), "--who", "Dr A", *store, *code]) == 0
+    capsys.readouterr()
+    assert main(["calibration", "fit", "--save", "--activate", "--who", "Dr A", "--folds", "0",
+                 *store, *code]) == 0
+    text = capsys.readouterr().out
+    assert "Base: the active version 1 (an expert calibration)." in text
+    assert "Cases: all 120 stored case(s) in " in text
+    assert "Saved the refit as version 2 (a refit of version 1) and made it active." in text
+    # the refit is active: the next fit still starts from version 1
+    assert main(["calibration", "fit", "--out", str(out), "--folds", "0", *store]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Base: version 1, the expert calibration that the active version 2 "
+                           "was refitted from")
+    refit = load_calibration(out)
+    assert refit.nodes["stabilizer_overload"].cpt == "noisy_or"
+    assert refit.nodes["training_age"].column_confidence[""] == 15 + 120
+    # a file's cases instead of the store's, said as such; a refit file as base is flagged
+    assert main(["calibration", "fit", "--cases", str(csv), "--base", str(out), "--out",
+                 str(tmp_path / "r2.toml"), "--folds", "0", *store]) == 0
+    text = capsys.readouterr().out
+    assert "is itself a refit (it carries per-column confidences)" in text
+    assert f"Cases: 120 case(s) from {csv}." in text
 
 
 # --------------------------------------------------------------------------------------------

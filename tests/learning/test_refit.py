@@ -172,7 +172,8 @@ def test_dirichlet_counts_and_posterior_mean_by_hand():
     np.testing.assert_allclose(b[0], (4 * np.array([0.2, 0.3, 0.5]) + [2, 0, 1]) / 7)
     np.testing.assert_allclose(b[1], (4 * np.array([0.6, 0.3, 0.1]) + [0, 1, 0]) / 5)
     np.testing.assert_allclose(est.calibration_.cpt("a"), (2 + np.array([3, 2])) / 9)
-    np.testing.assert_allclose(est.column_confidence_["b"], [7, 5])
+    assert est.column_confidence_["b"] == {"no": 7.0, "yes": 5.0}
+    assert dict(est.calibration_.nodes["b"].column_confidence) == {"no": 7.0, "yes": 5.0}
     assert est.calibration_.nodes["b"].cpt == "table"
     assert est.calibration_.nodes["b"].confidence == 4.0  # the node setting is kept
     # per-node override of the equivalent sample size, and weights as replicated rows
@@ -225,7 +226,8 @@ def test_matches_pgmpy_mle_and_dirichlet_estimators(shipped):
         return net
 
     mle = skeleton().fit(data, estimator=DiscreteMLE(state_names=state_names))
-    ours = DirichletRefit(shipped, confidence=0.0).fit(data)
+    # pgmpy learns full tables: so do we here (keep_form=False)
+    ours = DirichletRefit(shipped, confidence=0.0, keep_form=False).fit(data)
     pseudo = {}
     for n, node in shipped.nodes.items():
         alpha = node.confidence * shipped.cpt(n)
@@ -238,7 +240,7 @@ def test_matches_pgmpy_mle_and_dirichlet_estimators(shipped):
             state_names=state_names, prior_type="dirichlet", pseudo_counts=pseudo
         ),
     )
-    ours_bayes = DirichletRefit(shipped).fit(data)
+    ours_bayes = DirichletRefit(shipped, keep_form=False).fit(data)
     for n in shipped.nodes:
         parents = shipped.nodes[n].parents
         seen = ours.counts_[n].sum(axis=-1) > 0  # pgmpy has no prior to fall back on
