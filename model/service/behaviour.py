@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.schema import BehaviourCheck, Calibration
+from model.analysis.checks import CheckEvaluator
 from model.inference.batching import one_hot
 from model.inference.engine import CompiledNetwork
 from model.learning.refit import Cases, DirichletRefit, EMRefit, encode_cases, likelihood_arrays
@@ -154,89 +155,6 @@ class HeldBack:
         return (f"{', '.join(self.nodes)} refitted with {100 * self.weight:.0f} % of the "
                 f"cases' weight, so that {', '.join(self.checks)} still hold(s): the cases "
                 f"do not credibly contradict them (chance they really fail: {probs})")
-
-
-# ---------------------------------------------------------------------------------------------
-# evaluating every check for many parameter sets at once
-# ---------------------------------------------------------------------------------------------
-
-
-class CheckEvaluator:
-    """A calibration's behaviour checks, evaluated for many sets of tables in one pass."""
-
-    def __init__(self, cal: Calibration) -> None:
-        self.cal = cal
-        self.checks = cal.checks
-        self.net = CompiledNetwork(cal.variables,
-                                   {n: node.parents for n, node in cal.nodes.items()},
-                                   cal.cpts())
-        groups: dict[tuple, int] = {}
-        targets: list[tuple[int, str, int]] = []  # per item: (group, node, state index)
-        for check in self.checks:
-            for item in check.items:
-                key = tuple(sorted(item.evidence.items()))
-                group = groups.setdefault(key, len(groups))
-                node, state = item.target
-                targets.append((group, node, cal.nodes[node].states.index(state)))
-        self.n_items = len(targets)
-        self.n_groups = len(groups)
-        # one evidence row per distinct evidence set (ones where a node is not observed)
-        observed = sorted({n for key in groups for n, _ in key})
-        self._evidence = {n: np.ones((self.n_groups, cal.nodes[n].card)) for n in observed}
-        for key, g in groups.items():
-            for n, s in key:
-                self._evidence[n][g] = one_hot(cal.nodes[n].card, cal.nodes[n].states.index(s))
-        self._targets = targets
-
-    def values(self, overrides: Mapping[str, np.ndarray] | None = None,
-               batch: int | None = None) -> np.ndarray:
-        """Item values ``(batch, n_items)`` in one query; ``overrides`` are tables (with a
-        leading batch axis when ``batch`` is given)."""
-        rows = batch or 1
-        groups = self.n_groups
-        if not groups:
-            return np.empty((rows, 0))
-        tables = dict(overrides or {})
-        if batch:
-            # row m·G + g is draw m with evidence set g
-            evidence = {n: np.tile(a, (batch, 1)) for n, a in self._evidence.items()}
-            tables = {n: np.repeat(t, groups, axis=0) for n, t in tables.items()}
-        else:
-            evidence = self._evidence
-        if not evidence:  # checks on no evidence at all: one unobserved row per group
-            first = next(iter(self.cal.nodes))
-            evidence = {first: np.ones((rows * groups, self.cal.nodes[first].card))}
-        res = self.net.query(evidence, overrides=tables, raise_on_impossible=False)
-        out = np.empty((rows, self.n_items))
-        for k, (g, node, idx) in enumerate(self._targets):
-            col = res.marginals[node][:, idx]
-            out[:, k] = col.reshape(rows, groups)[:, g] if col.size > 1 else col[0]
-        return out
-
-    def gaps(self, values: np.ndarray) -> np.ndarray:
-        """Per check, the smallest ``a - b - margin`` over its pairs: ``(batch, n_checks)``;
-        a check holds where it is > 0 (NaN counts as failing)."""
-        out = np.empty((values.shape[0], len(self.checks)))
-        k = 0
-        for j, check in enumerate(self.checks):
-            v = values[:, k : k + len(check.items)]
-            k += len(check.items)
-            if v.shape[1] < 2:
-                out[:, j] = np.inf
-                continue
-            diff = v[:, :-1] - v[:, 1:] - check.margin
-            out[:, j] = np.nan_to_num(diff.min(axis=1), nan=-1.0)
-        return out
-
-    def pair_gap(self, values: np.ndarray, check_index: int, pair: int) -> np.ndarray:
-        """``a - b - margin`` of one pair of one check, per row."""
-        start = sum(len(c.items) for c in self.checks[:check_index])
-        check = self.checks[check_index]
-        return values[:, start + pair] - values[:, start + pair + 1] - check.margin
-
-    def item_values(self, values: np.ndarray, check_index: int) -> np.ndarray:
-        start = sum(len(c.items) for c in self.checks[:check_index])
-        return values[:, start : start + len(self.checks[check_index].items)]
 
 
 # ---------------------------------------------------------------------------------------------
