@@ -187,7 +187,8 @@ def test_the_floor_itself_and_exact_zeros_are_accepted():
                                          ("0.0", "1e-15")])
 def test_noisy_or_numbers_below_the_floor_are_refused(leak, p):
     text = root("a") + (f'[nodes.b]\nstates = ["no", "yes"]\nparents = ["a"]\n'
-                        f'cpt = "noisy_or"\nleak = {leak}\n[nodes.b.noisy_or]\na = {{ yes = {p} }}\n')
+                        f'cpt = "noisy_or"\nleak = {leak}\n[nodes.b.noisy_or]\n'
+                        f"a = {{ yes = {p} }}\n")
     refused(text, "below the floor")
 
 
@@ -204,7 +205,7 @@ def test_a_companion_over_the_limit_is_refused(tmp_path: Path, bounded):
         fh.truncate(limits.MAX_CALIBRATION_BYTES + 1)
     main = tmp_path / "main.toml"
     main.write_text('[network]\ncompanions = ["big.toml"]\n' + root("a"), encoding="utf-8")
-    with pytest.raises(CalibrationError, match="companion big.toml: companion file is larger"):
+    with pytest.raises(CalibrationError, match=r"companion big\.toml: companion file is larger"):
         load_calibration(main)
 
 
