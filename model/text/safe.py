@@ -10,6 +10,8 @@ directive, LaTeX or an icon:
   an escaped character as itself) and bare web addresses and e-mail addresses are broken with
   an invisible word joiner, because GitHub-flavoured Markdown turns ``www.x.org``,
   ``https://x.org`` and ``a@x.org`` into links even without any punctuation around them.
+* :func:`code_span` — for text that must stay copyable character for character (a link, a
+  file path): an inline code span, which Markdown never interprets.
 * :func:`printable` — for plain-text sinks (a terminal, a CSV cell, a log line): control
   characters (which can move a terminal's cursor or hide text) and bidirectional overrides
   (which can make text read backwards) are removed.
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["WORD_JOINER", "plain", "plain_join", "printable"]
+__all__ = ["WORD_JOINER", "code_span", "plain", "plain_join", "printable"]
 
 #: U+2060: invisible, and not a character an address can contain.
 WORD_JOINER = "\u2060"
@@ -36,6 +38,7 @@ WORD_JOINER = "\u2060"
 _SPECIALS = re.compile(r"([\\`*_~\[\](){}<>#+\-=.!|$:&^@])")
 # Control characters (C0 except tab and newline, DEL, C1) and bidirectional controls.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 # What GFM's literal autolinks start with (a scheme, "www." or the "@" of an address), and a
 # colon before a name (Streamlit reads ":material/name:" as an icon even when escaped).
 _AUTOLINK = re.compile(r"(?i)(?<=[a-z])(?=://)|(?<=www)(?=\.)|(?=@)|(?<=:)(?=[a-z])")
@@ -56,7 +59,7 @@ def plain(text: object) -> str:
     ``plain("[win](https://evil.example)")`` renders as the text ``[win](https://evil.example)``
     with no link; control characters are dropped first (see :func:`printable`).
     """
-    value = printable(text)
+    value = _INDENT.sub("", printable(text))  # an indented line would be a code block
     value = _AUTOLINK.sub(WORD_JOINER, value)
     return _SPECIALS.sub(r"\\\1", value)
 
@@ -64,3 +67,16 @@ def plain(text: object) -> str:
 def plain_join(items: object, separator: str = ", ") -> str:
     """Each item escaped with :func:`plain`, joined by the (project's own) ``separator``."""
     return separator.join(plain(item) for item in items)  # type: ignore[attr-defined]
+
+
+def code_span(text: object) -> str:
+    """``text`` as one line of inline code: shown verbatim, never a link, copyable as is.
+
+    The backtick fence is longer than any run of backticks inside, so the text cannot close
+    it early; line breaks become spaces (a code span is one line).
+    """
+    value = " ".join(printable(text).split("\n"))
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") or not value.strip() else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
