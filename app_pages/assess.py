@@ -11,6 +11,7 @@ from app_pages.case_capture import render_case_capture
 from calibration.schema import NodeSpec
 from model.results import Diagnosis
 from model.text import report
+from model.text.safe import plain
 from model.text.verbal import describe
 
 TOP_QUESTIONS = 3
@@ -29,7 +30,7 @@ st.markdown(
 common.disclaimer(cal)
 
 for notice in ss.get(common.NOTICES, ()):
-    st.warning(notice, icon=":material/link_off:")
+    st.warning(plain(notice), icon=":material/link_off:")
 
 
 # ---- 1. warning signs --------------------------------------------------------------------------
@@ -53,7 +54,8 @@ def warning_signs() -> frozenset[str]:
                 key = common.flag_key(flag.id)
                 if key not in ss:
                     ss[key] = flag.id in ticked_before
-                if st.checkbox(flag.question, key=key, help=flag.help or None, wrap=True):
+                if st.checkbox(plain(flag.question), key=key, help=plain(flag.help) or None,
+                               wrap=True):
                     ticked.add(flag.id)
     return frozenset(ticked)
 
@@ -71,14 +73,14 @@ def ask(spec: NodeSpec, stored: dict[str, str]) -> str:
     if key not in ss:
         ss[key] = stored.get(spec.name, common.UNKNOWN)
     options = [common.UNKNOWN, *spec.states]
-    label = f"{spec.title}: {spec.question}"
+    label = f"{plain(spec.title)}: {plain(spec.question)}"
     fmt = partial(common.state_label, spec)
     if spec.ordinal:
         value = st.select_slider(label, options, format_func=fmt, key=key,
-                                 help=spec.help or None)
+                                 help=plain(spec.help) or None)
         st.caption(" · ".join(fmt(o) for o in options))
         return value
-    return st.radio(label, options, format_func=fmt, key=key, help=spec.help or None,
+    return st.radio(label, options, format_func=fmt, key=key, help=plain(spec.help) or None,
                     horizontal=True)
 
 
@@ -105,7 +107,7 @@ def questions() -> dict[str, str]:
             if hidden:
                 outcome = cal.nodes[cal.outcome].title.lower() if cal.outcome else "soreness"
                 st.caption(f"{hidden} more questions about the soreness appear once you say "
-                           f"there is some {outcome}.")
+                           f"there is some {plain(outcome)}.")
     ss[common.ANSWERS] = current
     return current
 
@@ -113,9 +115,10 @@ def questions() -> dict[str, str]:
 # ---- 3. results ---------------------------------------------------------------------------------
 def red_screen(d: Diagnosis) -> None:
     with routing:
-        st.error(f"**Stop and get checked.** {d.triage.message}", icon=":material/emergency:")
+        st.error(f"**Stop and get checked.** {plain(d.triage.message)}",
+                 icon=":material/emergency:")
         for reason in d.triage.reasons:
-            st.markdown(f"- {reason}")
+            st.markdown(f"- {plain(reason)}")
         st.caption("Ticked a warning sign by mistake? Untick it to see the estimates.")
     st.error("**No estimates are shown** while a warning sign is ticked: see the message "
              "under the warning signs.", icon=":material/block:")
@@ -125,7 +128,7 @@ def cause_card(d: Diagnosis, cause: str) -> None:
     spec = cal.nodes[cause]
     p, prior = d.causes[cause], d.prior_causes[cause]
     with st.container(border=True, key=f"cause_{cause}"):
-        st.markdown(common.nb(f"**{spec.title}** · {describe(p)}"))
+        st.markdown(common.nb(f"**{plain(spec.title)}** · {describe(p)}"))
         interval = d.cause_intervals.get(cause)
         st.markdown(common.bar_html(p, prior, interval), unsafe_allow_html=True)
         band = report.interval_text(interval)
@@ -138,7 +141,7 @@ def cause_card(d: Diagnosis, cause: str) -> None:
             elif not pushes:
                 st.markdown("None of your answers moved this noticeably.")
             for x in pushes[:TOP_PUSHES]:
-                st.markdown(common.nb(f"- {report.push_phrase(x, cal)}"))
+                st.markdown(common.nb(f"- {plain(report.push_phrase(x, cal))}"))
 
 
 def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
@@ -149,9 +152,9 @@ def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
     for q in shown[:TOP_QUESTIONS]:
         spec = cal.nodes[q.node]
         st.markdown(common.nb(
-            f"- **{spec.title}** — {report.gain_word(q.gain)} "
+            f"- **{plain(spec.title)}** — {report.gain_word(q.gain)} "
             f"(expected gain {q.gain:.2f} bits; likely answer: "
-            f"{spec.state_label(q.likely_answer)}, "
+            f"{plain(spec.state_label(q.likely_answer))}, "
             f"{describe(q.answer_probabilities[q.likely_answer])})"
         ))
 
@@ -163,17 +166,17 @@ def fixes(d: Diagnosis) -> None:
         return
     for i, fix in enumerate(d.fixes, start=1):
         with st.container(border=True, key=f"fix_{fix.target}"):
-            st.markdown(f"**{i}. {fix.title}** — {report.effect_word(fix.effect)}")
-            st.markdown(common.nb(f"Fixing this: {report.what_if(fix, cal)}."))
+            st.markdown(f"**{i}. {plain(fix.title)}** — {report.effect_word(fix.effect)}")
+            st.markdown(common.nb(f"Fixing this: {plain(report.what_if(fix, cal))}."))
             with st.expander("Cues, drills and advice", expanded=i == 1):
                 if fix.cues:
-                    st.markdown("**Cues:** " + " · ".join(f"“{c}”" for c in fix.cues))
+                    st.markdown("**Cues:** " + " · ".join(f"“{plain(c)}”" for c in fix.cues))
                 if fix.drills:
-                    st.markdown("**Drills:**\n" + "\n".join(f"- {x}" for x in fix.drills))
+                    st.markdown("**Drills:**\n" + "\n".join(f"- {plain(x)}" for x in fix.drills))
                 if fix.advice:
-                    st.markdown(fix.advice)
+                    st.markdown(plain(fix.advice))
                 if fix.source:
-                    st.caption(f"Source: {fix.source}")
+                    st.caption(f"Source: {plain(fix.source)}")
 
 
 def results(d: Diagnosis, answered: dict[str, str]) -> None:
@@ -183,12 +186,12 @@ def results(d: Diagnosis, answered: dict[str, str]) -> None:
         red_screen(d)
         return
     if level == "amber":
-        st.warning(f"**{d.triage.message}**", icon=":material/warning:")
+        st.warning(f"**{plain(d.triage.message)}**", icon=":material/warning:")
         for reason in d.triage.reasons:
-            st.markdown(f"- {reason}")
+            st.markdown(f"- {plain(reason)}")
         st.badge("Less reliable: for information only", icon=":material/warning:",
                  color="orange")
-    st.markdown(common.nb(f"**Best guess:** {d.best_guess}"))
+    st.markdown(common.nb(f"**Best guess:** {plain(d.best_guess)}"))
     st.caption(
         "Each bar is the chance that this explanation applies, with its 90 % interval "
         "hatched and ▲ marking the starting estimate before your answers. Explanations can "

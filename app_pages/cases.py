@@ -23,6 +23,7 @@ from model.network_model import Model
 from model.service import views
 from model.service.clinic import CalibrationVersion, Case, Clinic
 from model.service.refit import Refit, refit
+from model.text.safe import code_span, plain
 from model.text.verbal import describe
 
 ss = st.session_state
@@ -88,10 +89,12 @@ def import_export(clinic: Clinic, cases: list[Case], cal: Calibration) -> None:
             try:
                 new = clinic.read_cases(data, max_bytes=DEFAULT_MAX_BYTES)
             except CaseImportError as exc:
-                st.error(f"**{upload.name} was not imported: {len(exc.problems)} problem(s).** "
+                st.error(f"**{plain(upload.name)} was not imported: {exc.total} problem(s).** "
                          "Nothing was stored. Fix them and upload the file again.",
                          icon=":material/error:")
-                st.markdown("\n".join(f"- {p}" for p in exc.problems))
+                more = exc.total - len(exc.shown)
+                st.markdown("\n".join([f"- {plain(p)}" for p in exc.shown]
+                                      + [f"- … and {more} more"] * (more > 0)))
             else:
                 confirm_import(clinic, data, len(new), upload.name, round_)
     st.markdown("##### Export")
@@ -102,9 +105,9 @@ def import_export(clinic: Clinic, cases: list[Case], cal: Calibration) -> None:
 
 def confirm_import(clinic: Clinic, data: bytes, count: int, filename: str, round_: int) -> None:
     if not count:
-        st.warning(f"{filename} holds no cases.", icon=":material/info:")
+        st.warning(f"{plain(filename)} holds no cases.", icon=":material/info:")
         return
-    st.success(f"{filename}: {count} case(s), all valid.", icon=":material/check_circle:")
+    st.success(f"{plain(filename)}: {count} case(s), all valid.", icon=":material/check_circle:")
     if not who:
         st.caption("Enter your name at the top to import them (cases without a therapist "
                    "column are recorded under your name).")
@@ -116,7 +119,7 @@ def confirm_import(clinic: Clinic, data: bytes, count: int, filename: str, round
             therapist.store_error(exc)
             return
         ss[UPLOAD_ROUND] = round_ + 1
-        therapist.flash("success", f"Imported {len(ids)} case(s) from {filename}.")
+        therapist.flash("success", f"Imported {len(ids)} case(s) from {plain(filename)}.")
         st.rerun()
 
 
@@ -177,7 +180,7 @@ def metrics_panel(result: Refit, cal: Calibration) -> None:
     with st.container(key="kp_cases_metrics"):
         st.markdown("##### Held-out performance: before vs after")
         if result.comparison is None:
-            st.info(f"No held-out comparison: {result.cv_problem}.", icon=":material/info:")
+            st.info(f"No held-out comparison: {plain(result.cv_problem)}.", icon=":material/info:")
             return
         comp = result.comparison
         st.caption(f"{comp.n_splits}-fold cross-validation on {comp.n_cases} cases: each fold "
@@ -215,7 +218,7 @@ def refit_tab(clinic: Clinic, cases: list[Case], active: CalibrationVersion,
     try:
         result = preview(*request, _base=base, _cases=cases)
     except KnowpainError as exc:
-        st.error(f"The refit could not run: {exc}", icon=":material/error:")
+        st.error(f"The refit could not run: {plain(str(exc))}", icon=":material/error:")
         return
     show_refit(clinic, result, active, base_model)
 
@@ -248,7 +251,7 @@ def show_refit(clinic: Clinic, result: Refit, active: CalibrationVersion,
                         "step; for each node, cases missing it or a parent are skipped).")
     with st.container(key="kp_cases_moved"):
         st.markdown("##### The numbers that moved most")
-        rows = [{"number": therapist.parameter_label(base, m.node, m.column, m.state),
+        rows = [{"number": plain(therapist.parameter_label(base, m.node, m.column, m.state)),
                  "before": describe(m.before), "after": describe(m.after),
                  "change": therapist.points(m.delta)} for m in result.moved[:10]]
         if rows:
@@ -258,7 +261,7 @@ def show_refit(clinic: Clinic, result: Refit, active: CalibrationVersion,
     verdict = clinic.review(result.calibration, source="the refit")
     if verdict.calibration is None:
         st.error("**The refit is not a valid calibration:**\n"
-                 + "\n".join(f"- {p}" for p in verdict.problems), icon=":material/error:")
+                 + "\n".join(f"- {plain(p)}" for p in verdict.problems), icon=":material/error:")
         return
     after = therapist.calibration_model(verdict.text, verdict.calibration)
     checks_ok = therapist.checks_panel(verdict, "kp_cases_checks")
@@ -298,7 +301,7 @@ with therapist.open_clinic() as clinic:
         therapist.store_error(exc)
         st.stop()
     cal = base_model.calibration
-    st.caption(f"Store: `{clinic.path}` · active version {active.id}")
+    st.caption(f"Store: {code_span(clinic.path)} · active version {active.id}")
     # fixed labels (the count is in the list): a label is part of the tabs' identity
     tab_list, tab_io, tab_refit = therapist.state_tabs(
         ["Cases", "Import and export", "Refit from cases"], "kp_cases_tab")

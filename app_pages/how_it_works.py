@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages import common
 from calibration.schema import NodeSpec
 from model.results import Diagnosis
+from model.text.safe import plain, plain_join
 from model.text.verbal import ANCHORS, describe
 
 ROLE_TITLES = {
@@ -87,7 +88,7 @@ def as_list(d: Diagnosis) -> str:
             now = f": {' '.join(lines)}" if lines else ""
             parents = ", ".join(cal.nodes[p].title for p in spec.parents)
             after = f" ← depends on {parents}" if parents else ""
-            out.append(f"- {spec.title}{now}{after}")
+            out.append(f"- {plain(spec.title)}{plain(now)}{plain(after)}")
         out.append("")
     return common.nb("\n".join(out))
 
@@ -120,23 +121,24 @@ def dot(d: Diagnosis) -> str:
 
 
 def describe_node(spec: NodeSpec) -> None:
-    with st.expander(spec.title):
+    with st.expander(plain(spec.title)):
         if spec.observable and spec.question:
-            st.markdown(f"**Question:** {spec.question}")
+            st.markdown(f"**Question:** {plain(spec.question)}")
         elif spec.question:
-            st.markdown(f"**Not asked:** {spec.question.removeprefix('Not observed directly: ')}")
-        st.markdown("**Answers:** " + ", ".join(spec.state_label(s) for s in spec.states))
+            st.markdown("**Not asked:** "
+                        + plain(spec.question.removeprefix("Not observed directly: ")))
+        st.markdown("**Answers:** " + plain_join(spec.state_label(s) for s in spec.states))
         if spec.parents:
-            st.markdown("**Depends on:** " + ", ".join(cal.nodes[p].title for p in spec.parents))
+            st.markdown("**Depends on:** " + plain_join(cal.nodes[p].title for p in spec.parents))
         st.markdown(
             f"**Numbers:** {PARAM_WORDS.get(spec.cpt, spec.cpt)}. They are worth about "
             f"{spec.confidence:g} cases of evidence (their confidence), which sets how wide the "
             "intervals are and how fast real cases can change them."
         )
         if spec.rationale:
-            st.markdown(f"**Why these numbers:** {spec.rationale}")
+            st.markdown(f"**Why these numbers:** {plain(spec.rationale)}")
         if spec.source:
-            st.caption(f"Source: {spec.source}")
+            st.caption(f"Source: {plain(spec.source)}")
 
 
 st.title("How it works")

@@ -88,18 +88,28 @@ class CalibrationError(InputError):
 
 
 class CaseImportError(InputError):
-    """A cases file that cannot be imported; ``problems`` name the row and column."""
+    """A cases file that cannot be imported; ``problems`` name the row and column.
+
+    ``problems`` may hold only the first of many (a reader stops keeping them after a
+    limit); ``total`` counts them all. The message lists the first ``limit`` (:attr:`shown`)
+    and counts the rest.
+    """
 
     limit = 20
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], total: int | None = None) -> None:
         self.problems = list(problems)
-        shown = self.problems[: self.limit]
-        lines = [f"{len(self.problems)} problem(s) in the cases file; nothing was imported:"]
-        lines += [f"  - {p}" for p in shown]
-        if len(self.problems) > len(shown):
-            lines.append(f"  ... and {len(self.problems) - len(shown)} more")
+        self.total = max(total or 0, len(self.problems))
+        lines = [f"{self.total} problem(s) in the cases file; nothing was imported:"]
+        lines += [f"  - {p}" for p in self.shown]
+        if self.total > len(self.shown):
+            lines.append(f"  ... and {self.total - len(self.shown)} more")
         super().__init__("\n".join(lines))
+
+    @property
+    def shown(self) -> list[str]:
+        """The problems a message lists (the first :attr:`limit`)."""
+        return self.problems[: self.limit]
 
 
 class NotFoundError(InputError, LookupError):

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from apptest_helpers import ROOT, TIMEOUT, assert_ok, texts
+from apptest_helpers import ROOT, TIMEOUT, assert_ok, shown, texts
 from streamlit.proto.Block_pb2 import Block as BlockProto
 from streamlit.testing.v1 import AppTest
 
@@ -225,7 +225,7 @@ def test_a_change_that_breaks_a_behaviour_check_names_it_and_blocks_saving(home)
 def test_invalid_numbers_list_every_problem_and_cannot_be_saved(home):
     at = unlock(page("calibrate"))
     edit_stabilizer(at, "leak|yes", 50.0)  # a leak above parents' numbers
-    problems = " ".join(e.value for e in at.get_by_key("kp_cal_problems").error)
+    problems = " ".join(shown(e.value) for e in at.get_by_key("kp_cal_problems").error)
     assert "'stabilizer_overload'" in problems and "below the leak" in problems
     assert problems.count("below the leak") >= 3
     assert not any(b.key == "kp_cal_save_button" for b in at.button)
@@ -479,7 +479,7 @@ def test_csv_import_error_lists_row_and_column_and_stores_nothing(home):
     assert_ok(at)
     block = at.get_by_key("kp_cases_import")
     assert "Nothing was stored" in block.error[0].value
-    listed = block.markdown[0].value
+    listed = shown(block.markdown[0].value)
     assert 'row 3, column "training_age"' in listed and "veteran" in listed
     assert 'row 4, column "cause:stabilizer_overload"' in listed and "maybe" in listed
     assert not any(b.key == "kp_cases_import_button" for b in at.button)
@@ -559,7 +559,7 @@ def test_refit_preview_shows_convergence_moves_checks_and_held_out_metrics(home)
     assert at.get_by_key("kp_cases_metrics").get("vega_lite_chart"), "reliability plot"
     for scenario in CAL.scenarios:
         table = preview(at, scenario.id, key="kp_cases_preview")
-        assert list(table.index) == [CAL.nodes[c].title for c in CAL.causes]
+        assert [shown(i) for i in table.index] == [CAL.nodes[c].title for c in CAL.causes]
         assert all(ANCHOR.search(v) for v in (*table["before"], *table["after"]))
 
 
@@ -629,7 +629,7 @@ def test_case_capture_draws_nothing_while_locked(home):
 
 def test_case_capture_saves_the_case_with_adjudication_and_outcome(home):
     at = unlock(AppTest.from_function(capture_script, default_timeout=TIMEOUT), name=None)
-    assert [r.label for r in at.radio] == [
+    assert [shown(r.label) for r in at.radio] == [
         f"After assessment — {CAL.nodes[c].title}?" for c in CAL.causes]
     at.radio(key="kp_cc_cause_stabilizer_overload").set_value("yes")
     at.radio(key="kp_cc_cause_other_cause").set_value("no")
