@@ -27,9 +27,14 @@ their header text (header problems also give the spreadsheet column letter).
 
 Safety
 ------
-Uploads are size-limited *before* parsing (:data:`DEFAULT_MAX_BYTES`), decoded as UTF-8 text
-and parsed by ``csv`` / ``pandas.read_csv(dtype=str, keep_default_na=False)`` only — no pickle,
-no evaluation. Every problem in a file is reported at once in :class:`CaseImportError`, and
+Uploads are size-limited *before* parsing (:data:`DEFAULT_MAX_BYTES`; at most that plus one
+byte is ever read, from a file or an upload), decoded as UTF-8 text without control
+characters, and split into records by ``csv`` one record at a time, giving up at the first
+record past :data:`~calibration.limits.MAX_CASE_ROWS` rows or
+:data:`~calibration.limits.MAX_CASE_COLUMNS` fields; only then is it parsed by
+``pandas.read_csv(dtype=str, keep_default_na=False)`` — no pickle, no evaluation. Every
+problem in a file is counted in :class:`CaseImportError` (the first
+:data:`~calibration.limits.CASE_PROBLEMS_KEPT` are kept, the message lists the first 20), and
 nothing is returned (so nothing can be stored) unless the whole file is valid. On export,
 free-text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
 carriage return) are prefixed with ``'``; import removes that guard again, so export and
@@ -42,10 +47,17 @@ import csv
 import difflib
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from calibration.limits import (
+    CASE_PROBLEMS_KEPT,
+    MAX_CASE_BYTES,
+    MAX_CASE_COLUMNS,
+    MAX_CASE_ROWS,
+)
 from calibration.store import Case, NewCase
 from model.errors import CaseImportError
 
@@ -70,10 +82,22 @@ OUTCOME_COLUMN = "outcome"
 THERAPIST_COLUMN = "therapist"
 #: Optional column with a case identifier (unique within the file).
 CASE_ID_COLUMN = "case_id"
-#: Largest accepted upload, in bytes (5 MB).
-DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+#: Largest accepted upload, in bytes (5 MB; see :mod:`calibration.limits`).
+DEFAULT_MAX_BYTES = MAX_CASE_BYTES
 
 _RESERVED = (OUTCOME_COLUMN, THERAPIST_COLUMN, CASE_ID_COLUMN)
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+class _Problems(list):
+    """A list of problems that keeps the first :data:`CASE_PROBLEMS_KEPT` and counts all."""
+
+    total = 0
+
+    def append(self, problem: str) -> None:
+        self.total += 1
+        if len(self) < CASE_PROBLEMS_KEPT:
+            super().append(problem)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -126,18 +150,20 @@ def read_cases_csv(
 ) -> list[NewCase]:
     """Read and validate a cases CSV file; see :func:`parse_cases_csv`.
 
-    The file size is checked before the file is read.
+    The file size is checked before the file is read, and at most ``max_bytes + 1`` bytes
+    are read whatever the size says (a device such as ``/dev/zero`` reports 0).
     """
     path = Path(path)
     try:
         size = path.stat().st_size
+        if size > max_bytes:
+            raise CaseImportError([_too_big(size, max_bytes)])
+        with path.open("rb") as fh:
+            return parse_cases_csv(
+                fh, variables, causes, outcome_node=outcome_node, max_bytes=max_bytes
+            )
     except OSError as exc:
         raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
-    if size > max_bytes:
-        raise CaseImportError([_too_big(size, max_bytes)])
-    return parse_cases_csv(
-        path.read_bytes(), variables, causes, outcome_node=outcome_node, max_bytes=max_bytes
-    )
 
 
 def parse_cases_csv(
@@ -229,15 +255,34 @@ def _decode(raw: bytes, max_bytes: int) -> str:
         ]) from exc
     if "\x00" in text:
         raise CaseImportError(["the file contains NUL bytes; it is not a CSV text file"])
+    control = _CONTROL.search(text)
+    if control:
+        line = text.count("\n", 0, control.start()) + 1
+        raise CaseImportError([
+            f"line {line}: the file contains a control character "
+            f"(U+{ord(control.group()):04X}); it is not plain CSV text"
+        ])
     return text
 
 
 def _records(text: str) -> tuple[list[list[str]], str | None]:
-    """Split into records (spreadsheet rows); a quoting error is returned as a problem."""
+    """Split into records (spreadsheet rows); a quoting error or a record past the row or
+    field limits (:mod:`calibration.limits`) is returned as a problem, and reading stops
+    there — a pathological file costs no more than the limits allow."""
     records: list[list[str]] = []
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         for record in reader:
+            if len(record) > MAX_CASE_COLUMNS:
+                return records, (
+                    f"row {len(records) + 1}: {len(record):,} fields; the limit is "
+                    f"{MAX_CASE_COLUMNS:,} (is the delimiter a comma?)"
+                )
+            if len(records) > MAX_CASE_ROWS:  # the header plus MAX_CASE_ROWS rows
+                return records, (
+                    f"the file has more than {MAX_CASE_ROWS:,} rows, the limit for one "
+                    "import; split it into smaller files"
+                )
             records.append(record)
     except csv.Error as exc:
         row = len(records) + 1
@@ -282,7 +327,7 @@ def _validate(
     causes: Sequence[str],
     outcome_node: str | None,
 ) -> list[NewCase]:
-    problems: list[str] = []
+    problems: list[str] = _Problems()
     header = rows[0]
     width = len(records[0])
     data = list(enumerate(rows[1:], start=2))  # (spreadsheet row number, cells)
@@ -403,7 +448,7 @@ def _validate(
     if n_rows == 0:
         problems.append("the file has a header row but no cases")
     if problems:
-        raise CaseImportError(problems)
+        raise CaseImportError(problems, total=getattr(problems, "total", None))
     return cases
 
 
