@@ -15,13 +15,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
 
 from calibration.schema import Calibration
 from model.analysis.checks import CheckResult
-from model.errors import AccessError, CalibrationError, StoreBusyError, StoreError
+from model.errors import (
+    AccessError,
+    BackOffError,
+    CalibrationError,
+    StoreBusyError,
+    StoreError,
+)
 from model.network_model import Model
 from model.service.clinic import (
     CalibrationVersion,
@@ -41,6 +48,7 @@ from model.text.verbal import describe
 UNLOCKED = "kp_therapist_unlocked"
 PASSCODE_WIDGET = "kp_gate_passcode"
 REFUSED = "kp_gate_refused"
+FAILURES = "kp_gate_failures"
 NAME = "kp_therapist"
 NAME_WIDGET = "kp_therapist_name"
 FLASH = "kp_therapist_flash"
@@ -111,14 +119,25 @@ def gate() -> bool:
 
 
 def _try_unlock() -> None:
-    """Form callback: check the passcode, then empty the field (it is never kept)."""
+    """Form callback: check the passcode, then empty the field (it is never kept).
+
+    Wrong passcodes are counted for this session (:data:`FAILURES`) and, by the service, in
+    the store's audit log; both slow further guesses down (see ``model.service.access``).
+    """
     ss = st.session_state
     given = ss.get(PASSCODE_WIDGET) or ""
     ss[PASSCODE_WIDGET] = ""
+    failures = list(ss.get(FAILURES, ()))
     try:
-        ss[UNLOCKED] = unlock(settings(), given)
+        ss[UNLOCKED] = unlock(settings(), given, source="app", session_failures=failures)
+    except BackOffError as exc:
+        ss[REFUSED] = str(exc)
     except AccessError as exc:
+        if given:
+            ss[FAILURES] = [*failures, datetime.now(UTC)]
         ss[REFUSED] = str(exc)  # the message never contains the passcode
+    except StoreError as exc:
+        ss[REFUSED] = f"the store could not be used to check the passcode ({exc})"
 
 
 def therapist_name() -> str:

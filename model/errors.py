@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AccessError",
+    "BackOffError",
     "CalibrationError",
     "CaseImportError",
     "EvidenceError",
@@ -131,6 +132,19 @@ class RefusedError(KnowpainError):
 
 class AccessError(KnowpainError, PermissionError):
     """A therapist action was refused: no passcode configured, none given, or a wrong one."""
+
+
+class BackOffError(AccessError):
+    """Too many wrong passcodes lately: no passcode is checked for ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = float(retry_after)
+        wait = max(1, round(self.retry_after))
+        when = f"{wait} s" if wait < 120 else f"{(wait + 59) // 60} min"
+        super().__init__(
+            f"too many wrong passcodes: try again in {when} (the passcode was not checked; "
+            "each further wrong passcode doubles the wait)"
+        )
 
 
 class StoreError(KnowpainError):

@@ -698,3 +698,25 @@ def test_assess_follows_the_active_version_and_rollback(home):
     with Store(store_file(home)) as store:
         store.rollback(who=NAME)
     assert shown_prior() == old_prior
+
+
+# ---- the gate slows guessing down ---------------------------------------------------------------
+def test_wrong_passcodes_back_off_and_are_audited(home):
+    from datetime import UTC, datetime
+
+    from model.service.access import FREE_TRIES
+
+    at = page("calibrate")
+    for _ in range(2):
+        at = unlock(at, passcode="wrong guess", name=None)
+        assert any("wrong passcode" in shown(e.value).lower() for e in at.error)
+    assert len(at.session_state[therapist.FAILURES]) == 2
+    with Store(store_file(home)) as store:
+        failed = [e for e in store.audit_log() if e.action == "unlock_failed"]
+    assert [e.who for e in failed] == ["app", "app"]
+    assert "wrong guess" not in repr(failed)
+    # this session has failed many times just now: even the right passcode must wait
+    at.session_state[therapist.FAILURES] = [datetime.now(UTC)] * (FREE_TRIES + 5)
+    at = unlock(at, name=None)
+    assert any("too many wrong passcodes" in shown(e.value).lower() for e in at.error)
+    assert therapist.UNLOCKED not in at.session_state
