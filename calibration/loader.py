@@ -603,6 +603,26 @@ def _check_assignment(
     return ok
 
 
+def _text_field(raw: Mapping[str, Any], key: str, default: str, where: str,
+                problems: list[str]) -> str:
+    """``raw[key]`` when it is text (``default`` when absent); a problem otherwise."""
+    value = raw.get(key, default)
+    if isinstance(value, str):
+        return value
+    problems.append(f"{where} field {key!r}: must be text")
+    return default
+
+
+def _text_list(raw: Mapping[str, Any], key: str, where: str,
+               problems: list[str]) -> tuple[str, ...]:
+    """``raw[key]`` when it is a list of texts (empty when absent); a problem otherwise."""
+    value = raw.get(key, [])
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    problems.append(f"{where} field {key!r}: must be a list of texts")
+    return ()
+
+
 def _parse_companions(
     doc: dict[str, Any], nodes: Mapping[str, NodeSpec], problems: list[str]
 ) -> tuple[
@@ -618,14 +638,15 @@ def _parse_companions(
         if level not in ("red", "amber") or "id" not in raw:
             problems.append(f"flags[{i}]: needs an id and level 'red' or 'amber'")
             continue
+        where = f"flags[{i}]"
         flags.append(
             RedFlag(
                 id=raw["id"],
                 level=level,
-                question=raw.get("question", raw["id"]),
-                help=raw.get("help", ""),
-                message=raw.get("message", ""),
-                source=raw.get("source", ""),
+                question=_text_field(raw, "question", raw["id"], where, problems),
+                help=_text_field(raw, "help", "", where, problems),
+                message=_text_field(raw, "message", "", where, problems),
+                source=_text_field(raw, "source", "", where, problems),
             )
         )
     rules: list[EvidenceRule] = []
@@ -637,43 +658,50 @@ def _parse_companions(
                     id=raw.get("id", f"rule_{i}"),
                     level=raw.get("level", "amber"),
                     when={k: _states_or_list(v) for k, v in raw["when"].items()},
-                    reason=raw.get("reason", ""),
+                    reason=_text_field(raw, "reason", "", f"evidence_rules[{i}]", problems),
                 )
             )
     fixes: dict[str, FixSpec] = {}
     for target, raw in doc.get("fixes", {}).items():
         good = raw.get("good_state")
         if target not in nodes:
-            problems.append(f"fixes.{target}: unknown node {target!r}")
+            problems.append(f"fixes.{quote(target)}: unknown node {quote(target)}")
             continue
-        if good not in nodes[target].states:
+        if not isinstance(good, str) or good not in nodes[target].states:
             problems.append(
-                f"fixes.{target} field 'good_state': {good!r} is not a state "
+                f"fixes.{target} field 'good_state': {quote(good)} is not a state "
                 f"(allowed: {', '.join(nodes[target].states)})"
             )
             continue
+        where = f"fixes.{target}"
         fixes[target] = FixSpec(
             target=target,
             good_state=good,
-            title=raw.get("title", target),
-            cues=tuple(raw.get("cues", ())),
-            drills=tuple(raw.get("drills", ())),
-            advice=raw.get("advice", ""),
-            source=raw.get("source", ""),
+            title=_text_field(raw, "title", target, where, problems),
+            cues=_text_list(raw, "cues", where, problems),
+            drills=_text_list(raw, "drills", where, problems),
+            advice=_text_field(raw, "advice", "", where, problems),
+            source=_text_field(raw, "source", "", where, problems),
         )
     checks: list[BehaviourCheck] = []
     for i, raw in enumerate(doc.get("checks", [])):
         cid = raw.get("id", f"check_{i}")
+        if not isinstance(cid, str):
+            problems.append(f"checks[{i}] field 'id': must be text")
+            continue
         items: list[CheckItem] = []
         for j, item in enumerate(raw.get("descending", [])):
             where = f"checks {cid!r} descending[{j}]"
             target = item.get("target", raw.get("target", ""))
             node, _, state = str(target).partition("=")
             if node not in nodes or state not in nodes[node].states:
-                problems.append(f"{where} field 'target': {target!r} is not node=state")
+                problems.append(f"{where} field 'target': {quote(target)} is not node=state")
                 continue
             evidence = item.get("evidence", {})
             if _check_assignment(evidence, nodes, f"{where} field 'evidence'", problems):
+                if any(isinstance(v, list) for v in evidence.values()):
+                    problems.append(f"{where} field 'evidence': one state per node")
+                    continue
                 items.append(CheckItem(target=(node, state), evidence=dict(evidence)))
         if len(items) < 2:
             problems.append(f"checks {cid!r} field 'descending': needs at least 2 valid items")
@@ -681,7 +709,7 @@ def _parse_companions(
         checks.append(
             BehaviourCheck(
                 id=cid,
-                description=raw.get("description", ""),
+                description=_text_field(raw, "description", "", f"checks {cid!r}", problems),
                 items=tuple(items),
                 margin=float(raw.get("margin", 0.0)),
             )
@@ -702,10 +730,17 @@ def _parse_scenarios(
     out = []
     for i, item in enumerate(raw if isinstance(raw, list) else []):
         sid = item.get("id", f"scenario_{i}")
+        if not isinstance(sid, str):
+            problems.append(f"scenarios[{i}] field 'id': must be text")
+            continue
         where = f"scenarios {sid!r} field 'evidence'"
         evidence = item.get("evidence", {})
+        label = _text_field(item, "label", sid, f"scenarios {sid!r}", problems)
         if nodes and _check_assignment(evidence, nodes, where, problems):
-            out.append(Scenario(id=sid, label=item.get("label", sid), evidence=dict(evidence)))
+            if any(isinstance(v, list) for v in evidence.values()):
+                problems.append(f"{where}: one state per node")
+                continue
+            out.append(Scenario(id=sid, label=label, evidence=dict(evidence)))
     return tuple(out)
 
 

@@ -10,7 +10,8 @@ import html
 import re
 
 import pytest
-from hypothesis import given, settings
+from bounds import untrusted
+from hypothesis import given
 from hypothesis import strategies as st
 
 from model.text.safe import WORD_JOINER, code_span, plain, plain_join, printable
@@ -69,7 +70,7 @@ def test_plain_join_and_code_span():
     assert "<img" not in rendered and visible(rendered) == "`x` <img src=y>"
 
 
-@settings(max_examples=200, deadline=500)
+@untrusted(200)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
 def test_any_text_renders_as_itself(text):
     rendered = render(plain(text))
@@ -78,7 +79,7 @@ def test_any_text_renders_as_itself(text):
     assert visible(rendered) == " ".join(printable(text).split())
 
 
-@settings(max_examples=200, deadline=500)
+@untrusted(200)
 @given(st.text(alphabet="[]()!<>*_`#-+=.:|\\~$&@ahtpsw/ \t\n1", max_size=80))
 def test_markdown_punctuation_soup_renders_as_itself(text):
     rendered = render(plain(text))
