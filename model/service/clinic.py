@@ -113,6 +113,18 @@ def grant_is_valid(grant: Grant | None, settings: Settings) -> bool:
             and grant.fingerprint == _fingerprint(settings.passcode))
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain_text(value: str, what: str) -> None:
+    """Refuse control characters (they would rewrite a terminal showing the audit log or the
+    version list) in text recorded in the store."""
+    found = _CONTROL.search(value or "")
+    if found:
+        raise UsageError(f"{what} contains a control character (U+{ord(found.group()):04X}); "
+                         "use plain text")
+
+
 # ---- what lifters see -------------------------------------------------------------------------
 def lifter_version(settings: Settings) -> CalibrationVersion | None:
     """The store's active version, or ``None`` when there is no store yet (never creates one).
@@ -225,6 +237,7 @@ class Clinic:
         if not name:
             raise UsageError("say who is acting: a name is recorded with every change "
                              "(--who NAME, or 'Your name' in the app)")
+        _plain_text(name, "the name of who is acting")
         return name
 
     def save(self, candidate: Calibration | str, who: str, note: str = "", *,
@@ -236,6 +249,7 @@ class Clinic:
         when the candidate is invalid, fails a behaviour check or weakens the red-flag screen.
         """
         name = self._require(who)
+        _plain_text(note, "the note")
         verdict = self.review(candidate, source=source)
         if not verdict.ok:
             raise RefusedError(f"{source} was not saved; nothing was stored", verdict.reasons)

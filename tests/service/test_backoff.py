@@ -194,3 +194,16 @@ def test_an_existing_readable_store_is_tightened(tmp_path):
     os.chmod(shared, 0o755)
     Store(shared / "k.sqlite").close()
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # a folder that existed is left alone
+
+
+def test_names_and_notes_with_control_characters_are_refused(conf):
+    from model.errors import UsageError
+    from model.service.clinic import Grant, _fingerprint
+
+    grant = Grant(_fingerprint(SECRET))
+    with Clinic.open(conf, grant) as c:
+        active = c.active()
+        with pytest.raises(UsageError, match="U\\+001B"):
+            c.activate(active.id, "Dr \x1b[2J")
+        with pytest.raises(UsageError, match="the note"):
+            c.save(active.toml_text, "Dr A", note="fine\x1b]0;pwned\x07")
