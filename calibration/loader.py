@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -42,7 +43,7 @@ from calibration.schema import (
     Scenario,
     column_key,
 )
-from model.errors import CalibrationError, quote
+from model.errors import CalibrationError, UsageError, quote
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_PATH = DATA_DIR / "default.toml"
@@ -62,6 +63,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     At most :data:`~calibration.limits.MAX_CALIBRATION_BYTES` (+1) bytes are read, so a huge
     file or a device such as ``/dev/zero`` is refused at once.
     """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"path must be a calibration file's path (text or a Path), not "
+                         f"{type(path).__name__}")
     file = Path(path) if path is not None else DEFAULT_PATH
     text = read_text_limited(file, str(file))
     return parse_calibration(text, base_dir=file.parent, source=str(file), path=file)

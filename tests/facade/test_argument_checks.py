@@ -103,3 +103,11 @@ def test_messages_never_echo_a_long_argument_whole(default_model, call):
 def test_an_unanswered_warning_sign_is_not_ticked(default_model, value):
     d = default_model.diagnose({}, flags={"saddle_numbness": value})
     assert d.triage.level == "none"
+
+
+@pytest.mark.parametrize("path", [5, ["a.toml"], b"a.toml"])
+def test_load_model_names_a_bad_path(path):
+    import model
+
+    with pytest.raises(UsageError, match="path must be"):
+        model.load_model(path)  # type: ignore[arg-type]
