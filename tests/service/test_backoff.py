@@ -166,8 +166,9 @@ def test_the_command_line_is_backed_off_by_the_store(tmp_path, monkeypatch, caps
 
 # ---- store files -----------------------------------------------------------------------------
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
-def test_store_folder_and_files_are_private_whatever_the_umask(tmp_path):
-    old = os.umask(0o022)
+@pytest.mark.parametrize("umask", [0o022, 0o000, 0o277])
+def test_store_folder_and_files_are_private_whatever_the_umask(tmp_path, umask):
+    old = os.umask(umask)
     try:
         path = tmp_path / "new" / "deeper" / "knowpain.sqlite"
         with Clinic.open(Settings(store_path=path, passcode=SECRET)) as c:
