@@ -4,7 +4,7 @@ Everything here is generic over the calibration (labels, questions and messages 
 and free of Streamlit, so the app, the command line and tests can share the same words:
 
 * :func:`parse_link` / :func:`link_params` — answers to and from URL query parameters; what
-  a link held that had to be ignored is counted in a few bounded notices, never repeated;
+  a link held that had to be ignored is counted in one bounded notice, never repeated;
 * small phrase builders (:func:`percent`, :func:`interval_text`, :func:`push_phrase`,
   :func:`gain_word`, :func:`what_if`) — every number comes with words;
 * :func:`build_report` — a Markdown summary of answers, results, fixes and the disclaimer.
@@ -102,9 +102,9 @@ def parse_link(params: Mapping[str, object], calibration: Calibration) -> LinkAn
     """Read answers from query parameters ``node=state`` and ``flags=id,id``.
 
     A link may come from anyone, so nothing in it is ever repeated back: what had to be
-    ignored is *counted*, in at most four short notices (questions the app does not ask,
-    answers that are not possible, questions the model works out itself, unknown warning
-    signs); the only names a notice uses are the calibration's own question titles. A link
+    ignored is *counted*, in one bounded notice (questions the app does not ask, answers that
+    are not possible, questions the model works out itself, unknown warning signs); the only
+    names it uses are the calibration's own question titles (at most five, then a count). A link
     over :data:`~calibration.limits.LINK_MAX_CHARS` characters or
     :data:`~calibration.limits.LINK_MAX_VALUES` answers is ignored as a whole, with one
     notice. A repeated key keeps its last value. Values in :data:`UNANSWERED_VALUES` mean
@@ -149,21 +149,24 @@ def parse_link(params: Mapping[str, object], calibration: Calibration) -> LinkAn
             bad_answer[node.title] = None
             continue
         evidence[key] = state
-    notices: list[str] = []
+    parts: list[str] = []
     if unknown_keys:
-        notices.append(f"The link had {_plural(unknown_keys, 'part', 'parts')} that "
-                       f"{'is not a question' if unknown_keys == 1 else 'are not questions'} "
-                       "this app asks; ignored.")
+        parts.append(f"{_plural(unknown_keys, 'question', 'questions')} this app does not ask")
     if bad_answer:
-        notices.append(f"The link's answer to {_titles(list(bad_answer))} was not one of the "
-                       "possible answers, so it was left at 'not sure'.")
+        many = len(bad_answer) > 1
+        parts.append(f"{'answers' if many else 'an answer'} to {_titles(list(bad_answer))} that "
+                     f"{'are not possible answers' if many else 'is not a possible answer'} "
+                     "(left at 'not sure')")
     if latent:
-        notices.append(f"{_titles(list(latent))} cannot be answered directly (the model works "
-                       "it out), so that part of the link was ignored.")
+        parts.append(f"{_titles(list(latent))}, which the model works out itself")
     if unknown_flags:
-        notices.append(f"The link named {_plural(unknown_flags, 'warning sign', 'warning signs')}"
-                       " this app does not know; ignored. Please check the warning signs "
-                       "yourself.")
+        parts.append(f"{_plural(unknown_flags, 'warning sign', 'warning signs')} this app does "
+                     "not know (please check the warning signs yourself)")
+    total = unknown_keys + len(bad_answer) + len(latent) + unknown_flags
+    notices = [
+        f"{_plural(total, 'part', 'parts')} of the link could not be used and "
+        f"{'was' if total == 1 else 'were'} ignored: {'; '.join(parts)}."
+    ] if parts else []
     return LinkAnswers(evidence=evidence, flags=frozenset(flags), notices=tuple(notices))
 
 

@@ -224,10 +224,12 @@ def test_a_bad_link_shows_a_notice_and_ignores_only_the_bad_part():
                 "flags": "alien_abduction", "stabilizer_overload": "yes"})
     assert_ok(at)
     notices = " ".join(shown(w.value) for w in at.warning)
-    assert "answer to Training age was not one of the possible answers" in notices
-    assert "1 part that is not a question" in notices
+    assert len(at.warning) == 1  # one bounded notice
+    assert notices.startswith("4 parts of the link could not be used and were ignored")
+    assert "an answer to Training age that is not a possible answer" in notices
+    assert "1 question this app does not ask" in notices
     assert "1 warning sign this app does not know" in notices
-    assert "cannot be answered directly" in notices
+    assert "which the model works out itself" in notices
     for echoed in ("expert", "shoe_size", "44", "alien_abduction"):
         assert echoed not in notices  # a link's content is counted, never repeated
     assert widget(at, "training_age").value == UNKNOWN

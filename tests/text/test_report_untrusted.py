@@ -46,7 +46,7 @@ def test_link_content_is_never_repeated(hostile_model):
     for value in ("evil.example", "127.0.0.1", "bogus", "<img"):
         assert value not in joined.replace(EVIL, "")  # only the calibration's own titles
     assert parsed.evidence == {"max_attempt": "yes"}
-    assert len(parsed.notices) == 3
+    assert len(parsed.notices) == 1
 
 
 def test_five_thousand_flags_give_one_notice_fast(default_model):
@@ -72,5 +72,6 @@ def test_links_over_the_limits_are_ignored_whole(default_model):
     under = {"training_age": "novice", "flags": ",".join(["bogus"] * 100)}
     parsed = report.parse_link(under, cal)
     assert parsed.evidence == {"training_age": "novice"}
-    assert parsed.notices == ("The link named 100 warning signs this app does not know; "
-                              "ignored. Please check the warning signs yourself.",)
+    assert parsed.notices == ("100 parts of the link could not be used and were ignored: 100 "
+                              "warning signs this app does not know (please check the warning "
+                              "signs yourself).",)
