@@ -11,6 +11,7 @@ from app_pages.case_capture import render_case_capture
 from calibration.schema import NodeSpec
 from model.results import Diagnosis, Fix
 from model.text import report
+from model.text.safe import plain
 from model.text.verbal import describe
 
 TOP_QUESTIONS = 3
@@ -29,7 +30,7 @@ st.markdown(
 common.disclaimer(cal)
 
 for notice in ss.get(common.NOTICES, ()):
-    st.warning(notice, icon=":material/link_off:")
+    st.warning(plain(notice), icon=":material/link_off:")
 
 
 # ---- 1. warning signs --------------------------------------------------------------------------
@@ -48,7 +49,8 @@ def warning_signs() -> tuple[frozenset[str], bool]:
         key = common.flag_key(flag.id)
         if key not in ss:
             ss[key] = flag.id in ticked_before
-        if st.checkbox(flag.question, key=key, help=flag.help or None, wrap=True):
+        if st.checkbox(plain(flag.question), key=key, help=plain(flag.help) or None,
+                       wrap=True):
             ticked.add(flag.id)
 
     context = [f for f in cal.red_flags if f.level == "context"]
@@ -89,14 +91,14 @@ def ask(spec: NodeSpec, stored: dict[str, str]) -> str:
     if key not in ss:
         ss[key] = stored.get(spec.name, common.UNKNOWN)
     options = [common.UNKNOWN, *spec.states]
-    label = f"{spec.title}: {spec.question}"
+    label = f"{plain(spec.title)}: {plain(spec.question)}"
     fmt = partial(common.state_label, spec)
     if spec.ordinal:
         value = st.select_slider(label, options, format_func=fmt, key=key,
-                                 help=spec.help or None)
+                                 help=plain(spec.help) or None)
         st.caption(" · ".join(fmt(o) for o in options))
         return value
-    return st.radio(label, options, format_func=fmt, key=key, help=spec.help or None,
+    return st.radio(label, options, format_func=fmt, key=key, help=plain(spec.help) or None,
                     horizontal=True)
 
 
@@ -123,7 +125,7 @@ def questions() -> dict[str, str]:
             if hidden:
                 outcome = cal.nodes[cal.outcome].title.lower() if cal.outcome else "soreness"
                 st.caption(f"{hidden} more questions about the soreness appear once you say "
-                           f"there is some {outcome}.")
+                           f"there is some {plain(outcome)}.")
     ss[common.ANSWERS] = current
     return current
 
@@ -131,9 +133,10 @@ def questions() -> dict[str, str]:
 # ---- 3. results ---------------------------------------------------------------------------------
 def red_screen(d: Diagnosis) -> None:
     with routing:
-        st.error(f"**Stop and get checked.** {d.triage.message}", icon=":material/emergency:")
+        st.error(f"**Stop and get checked.** {plain(d.triage.message)}",
+                 icon=":material/emergency:")
         for reason in d.triage.reasons:
-            st.markdown(f"- {reason}")
+            st.markdown(f"- {plain(reason)}")
         st.caption("Ticked a warning sign by mistake? Untick it to see the estimates.")
     st.error("**No estimates are shown** while a warning sign is ticked: see the message "
              "under the warning signs.", icon=":material/block:")
@@ -143,7 +146,7 @@ def cause_card(d: Diagnosis, cause: str) -> None:
     spec = cal.nodes[cause]
     p, prior = d.causes[cause], d.prior_causes[cause]
     with st.container(border=True, key=f"cause_{cause}"):
-        st.markdown(common.nb(f"**{spec.title}** · {describe(p)}"))
+        st.markdown(common.nb(f"**{plain(spec.title)}** · {describe(p)}"))
         interval = d.cause_intervals.get(cause)
         st.markdown(common.bar_html(p, prior, interval), unsafe_allow_html=True)
         band = report.interval_text(interval)
@@ -156,7 +159,7 @@ def cause_card(d: Diagnosis, cause: str) -> None:
             elif not pushes:
                 st.markdown("None of your answers moved this noticeably.")
             for x in pushes[:TOP_PUSHES]:
-                st.markdown(common.nb(f"- {report.push_phrase(x, cal)}"))
+                st.markdown(common.nb(f"- {plain(report.push_phrase(x, cal))}"))
 
 
 def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
@@ -167,8 +170,8 @@ def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
     for q in shown[:TOP_QUESTIONS]:
         spec = cal.nodes[q.node]
         st.markdown(common.nb(
-            f"- **{spec.title}** — {report.gain_word(q.gain)} to answer "
-            f"(likely answer: {spec.state_label(q.likely_answer)}, "
+            f"- **{plain(spec.title)}** — {report.gain_word(q.gain)} to answer "
+            f"(likely answer: {plain(spec.state_label(q.likely_answer))}, "
             f"{describe(q.answer_probabilities[q.likely_answer])})"
         ))
 
@@ -176,31 +179,31 @@ def next_questions(d: Diagnosis, answered: dict[str, str]) -> None:
 def advice(d: Diagnosis) -> None:
     for item in d.advice:
         with st.container(border=True, key=f"advice_{item.id}"):
-            st.markdown(f"**{item.title}**")
-            st.markdown(item.text)
+            st.markdown(f"**{plain(item.title)}**")
+            st.markdown(plain(item.text))
             if item.source:
-                st.caption(f"Source: {item.source}")
+                st.caption(f"Source: {plain(item.source)}")
 
 
 def fix_card(i: int, fix: Fix, expanded: bool) -> None:
     with st.container(border=True, key=f"fix_{fix.target}"):
-        st.markdown(f"**{i}. {fix.title}** — {report.effect_word(fix.effect)}")
-        st.markdown(common.nb(f"Fixing this: {report.what_if(fix, cal)}."))
+        st.markdown(f"**{i}. {plain(fix.title)}** — {report.effect_word(fix.effect)}")
+        st.markdown(common.nb(f"Fixing this: {plain(report.what_if(fix, cal))}."))
         with st.expander("Cues, drills and advice", expanded=expanded):
             if fix.cues:
-                st.markdown("**Cues:** " + " · ".join(f"“{c}”" for c in fix.cues))
+                st.markdown("**Cues:** " + " · ".join(f"“{plain(c)}”" for c in fix.cues))
             if fix.drills:
-                st.markdown("**Drills:**\n" + "\n".join(f"- {x}" for x in fix.drills))
+                st.markdown("**Drills:**\n" + "\n".join(f"- {plain(x)}" for x in fix.drills))
             if fix.advice:
-                st.markdown(fix.advice)
+                st.markdown(plain(fix.advice))
             if fix.source:
-                st.caption(f"Source: {fix.source}")
+                st.caption(f"Source: {plain(fix.source)}")
 
 
 def what_to_do(d: Diagnosis) -> None:
     st.markdown("##### What to do")
     if d.forecast is not None:
-        st.markdown(common.nb(report.forecast_text(d.forecast, cal) + "."))
+        st.markdown(common.nb(plain(report.forecast_text(d.forecast, cal)) + "."))
     advice(d)
     main = [f for f in d.fixes if not f.minor]
     minor = [f for f in d.fixes if f.minor]
@@ -230,13 +233,13 @@ def results(d: Diagnosis, answered: dict[str, str]) -> None:
                 icon=":material/checklist:")
         return
     if level == "amber":
-        st.warning(f"**{d.triage.message}**", icon=":material/warning:")
+        st.warning(f"**{plain(d.triage.message)}**", icon=":material/warning:")
         for reason in d.triage.reasons:
-            st.markdown(f"- {reason}")
+            st.markdown(f"- {plain(reason)}")
         st.badge("Less reliable: for information only", icon=":material/warning:",
                  color="orange")
     if d.best_guess:
-        st.markdown(common.nb(f"**Best guess:** {d.best_guess}"))
+        st.markdown(common.nb(f"**Best guess:** {plain(d.best_guess)}"))
     st.caption(
         "Each bar is the chance that this explanation applies, with its 90 % interval "
         "hatched and ▲ marking the starting estimate before your answers. Explanations can "

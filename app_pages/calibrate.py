@@ -22,6 +22,7 @@ from model.network_model import Model
 from model.service import views
 from model.service.clinic import CalibrationVersion, Clinic
 from model.service.policy import Review
+from model.text.safe import code_span, plain, plain_join
 from model.text.verbal import ANCHORS, CONFIDENCE_LEVELS, describe, number_for
 
 ss = st.session_state
@@ -108,12 +109,12 @@ def number_editor(node: NodeSpec, slot: ed.Slot, where: str, help_text: str) -> 
     if slider_key not in ss:
         ss[slider_key] = 100 * slot.value  # exact: an untouched number stays unchanged
     state = node.state_label(slot.state)
-    label = f"{where[:1].upper()}{where[1:]} → {node.title}: {state} (chance, 0–100)"
+    label = plain(f"{where[:1].upper()}{where[1:]} → {node.title}: {state} (chance, 0–100)")
     value = st.slider(label, 0.0, 100.0, step=0.5, key=slider_key, format="%.1f %%",
-                      help=help_text or None)
+                      help=plain(help_text) or None)
     p = value / 100
     left, right = st.columns([3, 2], vertical_alignment="center")
-    left.markdown(f"**{state}: {describe(p)}**")
+    left.markdown(f"**{plain(state)}: {describe(p)}**")
     right.selectbox("Snap to a word", [a.word for a in ANCHORS], index=None, key=select_key,
                     placeholder="Snap to a word…", on_change=snap, args=(slider_key, select_key),
                     help="Choosing a word moves the number onto that word's point of the scale.")
@@ -154,11 +155,11 @@ def edit(draft: Draft, name: str) -> Calibration:
                 for p, s in zip(node.parents, k.split(","), strict=True)),
         )
     if node.cpt == "noisy_or":
-        st.caption(f"Each number: the chance that **{node.title.lower()}** is present when "
+        st.caption(f"Each number: the chance that **{plain(node.title.lower())}** is present when "
                    "only that one thing is true (the leak included).")
     elif node.cpt == "noisy_max":
-        st.caption(f"Each group: how **{node.title.lower()}** is spread over its levels when "
-                   "only that one thing is true. The first level takes the rest.")
+        st.caption(f"Each group: how **{plain(node.title.lower())}** is spread over its levels "
+                   "when only that one thing is true. The first level takes the rest.")
     else:
         st.caption("One column at a time; the first state takes the rest.")
     values: dict[str, float] = {}
@@ -166,14 +167,14 @@ def edit(draft: Draft, name: str) -> Calibration:
         where = group_title(cal, node, group.group)
         with st.container(border=True):
             if len(group.slots) > 1:  # one heading for the numbers of one distribution
-                st.markdown(f"**{where[:1].upper()}{where[1:]}**")
+                st.markdown(f"**{plain(where[:1].upper() + where[1:])}**")
             if group.note:
-                st.caption(f"Note: {group.note}")
+                st.caption(f"Note: {plain(group.note)}")
             for slot in group.slots:
                 values[slot.key] = number_editor(node, slot, where, group.note)
             if len(group.slots) > 1:
                 rest = 1 - sum(values[s.key] for s in group.slots)
-                label = node.state_label(group.rest_state)
+                label = plain(node.state_label(group.rest_state))
                 if rest < -1e-9:
                     st.markdown(f":red[**{label}: the numbers above add up to more than "
                                 f"100 % ({100 * (1 - rest):.1f} %).**]")
@@ -202,10 +203,10 @@ def sensitivity_panel(text: str, m: Model) -> None:
         st.markdown("##### What the reference lifters depend on most")
         st.caption("Each table entry nudged by 5 points: how far the chance of a cause moves "
                    "for the reference lifter where it matters most.")
-        rows = [{"number": therapist.parameter_label(cal, it.node, it.column, it.state),
+        rows = [{"number": plain(therapist.parameter_label(cal, it.node, it.column, it.state)),
                  "now": describe(it.value), "moves a cause by": f"{100 * it.swing:.1f} points",
-                 "most for": f"{labels.get(it.scenario, it.scenario)} · "
-                             f"{cal.nodes[it.cause].title}"}
+                 "most for": f"{plain(labels.get(it.scenario, it.scenario))} · "
+                             f"{plain(cal.nodes[it.cause].title)}"}
                 for it in items]
         st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
 
@@ -260,7 +261,7 @@ def editing_tab(clinic: Clinic, active: CalibrationVersion, base_model: Model) -
         )
         spec = draft.calibration.nodes[name]
         if spec.parents:
-            st.caption("Parents: " + ", ".join(base.nodes[p].title for p in spec.parents))
+            st.caption("Parents: " + plain_join(base.nodes[p].title for p in spec.parents))
         draft = Draft(draft.base_id, edit(draft, name))
         draft.save()
         st.button("Discard all unsaved edits", on_click=discard_draft, icon=":material/undo:",
@@ -270,15 +271,17 @@ def editing_tab(clinic: Clinic, active: CalibrationVersion, base_model: Model) -
         changed = ed.changed_nodes(base, draft.calibration)
         st.markdown(f"##### Your draft (from version {active.id})")
         if changed:
-            st.markdown("Changed: " + ", ".join(f"**{base.nodes[n].title}**" for n in changed))
+            st.markdown("Changed: " + ", ".join(f"**{plain(base.nodes[n].title)}**"
+                                                for n in changed))
         else:
             st.caption("No changes yet: before and after are the same.")
         with st.container(key="kp_cal_problems"):
             if verdict.problems:
                 st.error("**The draft cannot be used yet:**\n"
-                         + "\n".join(f"- {p}" for p in verdict.problems), icon=":material/error:")
+                         + "\n".join(f"- {plain(p)}" for p in verdict.problems),
+                         icon=":material/error:")
             for warning in verdict.warnings:
-                st.warning(warning, icon=":material/warning:")
+                st.warning(plain(warning), icon=":material/warning:")
         if verdict.calibration is None:
             return
         after = (therapist.calibration_model(verdict.text, verdict.calibration) if changed
@@ -340,21 +343,21 @@ def compare(versions: list[CalibrationVersion], active_id: int) -> None:
             st.caption(f"Versions {a} and {b} have the same numbers and settings.")
             return
         st.markdown(f"**{len(changes)} number(s) as set differ**, largest change first.")
-        rows = [{"number": f"{ca.nodes[c.node].title}: "
-                           f"{ca.nodes[c.node].state_label(c.state)}, "
-                           f"{group_title(ca, ca.nodes[c.node], c.group)}",
+        rows = [{"number": plain(f"{ca.nodes[c.node].title}: "
+                                 f"{ca.nodes[c.node].state_label(c.state)}, "
+                                 f"{group_title(ca, ca.nodes[c.node], c.group)}"),
                  f"version {a}": describe(c.a), f"version {b}": describe(c.b),
                  "change": therapist.points(c.change)} for c in changes]
         if rows:
             st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
         if other_form:
             st.markdown("Written differently in the two versions (compare their table "
-                        "entries below): " + ", ".join(ca.nodes[n].title for n in other_form))
+                        "entries below): " + plain_join(ca.nodes[n].title for n in other_form))
         for line in other:
-            st.markdown(f"- {line}")
+            st.markdown(f"- {plain(line)}")
         if reasons:
             st.markdown("Rationale rewritten for: "
-                        + ", ".join(ca.nodes[n].title for n in reasons))
+                        + plain_join(ca.nodes[n].title for n in reasons))
         with st.expander(f"Every table entry that differs ({len(entries)})"):
             st.caption("Canonical models expanded into full tables: what inference uses.")
             rows = [{"entry": therapist.parameter_label(ca, r.node, r.column, r.state),
@@ -381,19 +384,19 @@ def pool(clinic: Clinic, versions: list[CalibrationVersion], active: Calibration
     try:
         pooled = pool_calibrations([m.calibration for m in models])
     except ValueError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(str(exc)), icon=":material/error:")
         return
     verdict = clinic.review(pooled, source="the pooled calibration")
     if verdict.calibration is None:
         st.error("**The pooled calibration has problems:**\n"
-                 + "\n".join(f"- {p}" for p in verdict.problems), icon=":material/error:")
+                 + "\n".join(f"- {plain(p)}" for p in verdict.problems), icon=":material/error:")
         return
     after = therapist.calibration_model(verdict.text, verdict.calibration)
     if verdict.ok:
         st.success("All behaviour checks pass for the pool.", icon=":material/rule:")
     else:
-        st.error("The pool cannot be saved:\n" + "\n".join(f"- {r}" for r in verdict.reasons),
-                 icon=":material/rule:")
+        st.error("The pool cannot be saved:\n"
+                 + "\n".join(f"- {plain(r)}" for r in verdict.reasons), icon=":material/rule:")
     with st.expander("Reference lifters, active version → pool"):
         therapist.preview_panel(base_model, after, "kp_cal_pool_preview")
     note = st.text_input("Note for the pooled version", key="kp_cal_pool_note", max_chars=300)
@@ -453,8 +456,8 @@ with therapist.open_clinic() as clinic:
     if clinic is None:
         st.stop()
     active, base_model = therapist.active_model(clinic)
-    st.caption(f"Store: `{clinic.path}` · active version {active.id} by {active.author}"
-               + (f" — {active.note}" if active.note else ""))
+    st.caption(f"Store: {code_span(clinic.path)} · active version {active.id} by "
+               f"{plain(active.author)}" + (f" — {plain(active.note)}" if active.note else ""))
     st.caption(f"Scale: {SCALE}")
     tab_edit, tab_versions = therapist.state_tabs(["Edit numbers", "Versions"], "kp_cal_tab")
     with tab_edit:

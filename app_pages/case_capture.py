@@ -22,12 +22,19 @@ from app_pages.therapist import (
 from model.errors import KnowpainError
 from model.network_model import Model
 from model.service.clinic import NewCase
+from model.text.safe import plain, printable
 
 
 def _state_label(m: Model, node: str, state: str) -> str:
     if state == UNKNOWN:
         return UNKNOWN_LABEL
-    return m.calibration.nodes[node].state_label(state)
+    return plain(m.calibration.nodes[node].state_label(state))  # a radio option: Markdown
+
+
+def _option_label(m: Model, node: str, state: str) -> str:
+    if state == UNKNOWN:
+        return UNKNOWN_LABEL
+    return printable(m.calibration.nodes[node].state_label(state))
 
 
 def render_case_capture(model: Model, evidence: Mapping[str, str]) -> None:
@@ -55,7 +62,8 @@ def render_case_capture(model: Model, evidence: Mapping[str, str]) -> None:
             for cause in cal.causes:
                 spec = cal.nodes[cause]
                 options = [UNKNOWN, *spec.states]
-                value = st.radio(f"After assessment — {spec.title}?", options, horizontal=True,
+                value = st.radio(f"After assessment — {plain(spec.title)}?", options,
+                                 horizontal=True,
                                  key=f"kp_cc_cause_{cause}",
                                  format_func=lambda s, c=cause: _state_label(model, c, s))
                 if value != UNKNOWN:
@@ -64,9 +72,9 @@ def render_case_capture(model: Model, evidence: Mapping[str, str]) -> None:
             if outcome:
                 spec = cal.nodes[outcome]
                 options = [UNKNOWN, *spec.states]
-                value = st.selectbox(f"Follow-up: {spec.title.lower()} at the next session",
-                                     options, key="kp_cc_outcome",
-                                     format_func=lambda s: _state_label(model, outcome, s))
+                value = st.selectbox(f"Follow-up: {plain(spec.title.lower())} at the next session",
+                                     options, key="kp_cc_outcome",  # options: plain text
+                                     format_func=lambda s: _option_label(model, outcome, s))
                 follow_up = None if value == UNKNOWN else value
             name = therapist_name()
             submitted = st.form_submit_button("Save this case", icon=":material/save:")

@@ -23,6 +23,7 @@ from model.service import views
 from model.service.clinic import CaseCounts, Clinic, ImportPlan, RefitBase
 from model.service.refit import Refit
 from model.service.settings import Settings
+from model.text.safe import code_span, plain
 from model.text.verbal import describe
 
 ss = st.session_state
@@ -119,10 +120,12 @@ def import_export(clinic: Clinic, counts: CaseCounts, cal: Calibration) -> None:
                 plan = clinic.plan_import(clinic.check_case_file(data, DEFAULT_MAX_BYTES),
                                           upload.name)
             except CaseImportError as exc:
-                st.error(f"**{upload.name} was not imported: {len(exc.problems)} problem(s).** "
+                st.error(f"**{plain(upload.name)} was not imported: {exc.total} problem(s).** "
                          "Nothing was stored. Fix them and upload the file again.",
                          icon=":material/error:")
-                st.markdown("\n".join(f"- {p}" for p in exc.problems[:200]))
+                more = exc.total - len(exc.shown)
+                st.markdown("\n".join([f"- {plain(p)}" for p in exc.shown]
+                                      + [f"- … and {more} more"] * (more > 0)))
             else:
                 confirm_import(clinic, data, plan, round_)
     st.markdown("##### Export")
@@ -139,22 +142,23 @@ def import_export(clinic: Clinic, counts: CaseCounts, cal: Calibration) -> None:
 
 
 def confirm_import(clinic: Clinic, data: bytes, plan: ImportPlan, round_: int) -> None:
-    name = plan.file_name
+    name = plain(plan.file_name)
     if plan.previous:
-        st.info(" ".join(plan.describe()), icon=":material/content_copy:")
+        st.info(plain(" ".join(plan.describe())), icon=":material/content_copy:")
         return
     broken = plan.broken
     new = len(plan.new)
     if broken:
         st.error(f"**{name}: {len(broken):,} broken row(s)** — nothing is imported unless you "
                  f"ask for the {new:,} valid row(s) below.", icon=":material/error:")
-        st.markdown("\n".join(f"- {p}" for p in plan.problems[:200])
-                    + (f"\n- … and {len(plan.problems) - 200:,} more"
-                       if len(plan.problems) > 200 else ""))
+        shown = plan.problems[:CaseImportError.limit]
+        more = plan.problem_total - len(shown)
+        st.markdown("\n".join(f"- {plain(p)}" for p in shown)
+                    + (f"\n- … and {more:,} more" if more > 0 else ""))
     elif new:
         st.success(f"{name}: {new:,} case(s), all valid.", icon=":material/check_circle:")
     for line in plan.describe()[1:]:
-        st.caption(line)
+        st.caption(plain(line))
     if not new:
         st.warning(f"{name} holds no new cases.", icon=":material/info:")
         return
@@ -169,14 +173,14 @@ def confirm_import(clinic: Clinic, data: bytes, plan: ImportPlan, round_: int) -
                  disabled=not who or (bool(broken) and not skip),
                  key="kp_cases_import_button", icon=":material/upload:"):
         try:
-            report = clinic.import_cases(data, who, file_name=name, skip_broken=skip,
+            report = clinic.import_cases(data, who, file_name=plan.file_name, skip_broken=skip,
                                          max_bytes=DEFAULT_MAX_BYTES)
         except KnowpainError as exc:
             therapist.store_error(exc)
             return
         ss[UPLOAD_ROUND] = round_ + 1
         ss.pop("kp_cases_skip_broken", None)
-        therapist.flash("success", " ".join(report.describe()))
+        therapist.flash("success", plain(" ".join(report.describe())))
         st.rerun()
 
 
@@ -234,7 +238,7 @@ def metrics_panel(result: Refit, cal: Calibration) -> None:
     with st.container(key="kp_cases_metrics"):
         st.markdown("##### Held-out performance: before vs after")
         if result.comparison is None:
-            st.info(f"No held-out comparison: {result.cv_problem}.", icon=":material/info:")
+            st.info(f"No held-out comparison: {plain(result.cv_problem)}.", icon=":material/info:")
             return
         comp = result.comparison
         st.caption(f"{comp.n_splits}-fold cross-validation on {comp.n_cases} cases: each fold "
@@ -278,7 +282,7 @@ def refit_tab(clinic: Clinic, counts: CaseCounts, base_model: Model) -> None:
     try:
         result = preview(*request, _clinic=clinic, _base=base)
     except KnowpainError as exc:
-        st.error(f"The refit could not run: {exc}", icon=":material/error:")
+        st.error(f"The refit could not run: {plain(str(exc))}", icon=":material/error:")
         return
     show_refit(clinic, result, therapist.version_model(base.version)
                if base.version.id != clinic.active().id else base_model)
@@ -323,7 +327,7 @@ def show_refit(clinic: Clinic, result: Refit, base_model: Model) -> None:
                         "step; for each node, cases missing it or a parent are skipped).")
     with st.container(key="kp_cases_moved"):
         st.markdown("##### The numbers that moved most")
-        rows = [{"number": therapist.parameter_label(base, m.node, m.column, m.state),
+        rows = [{"number": plain(therapist.parameter_label(base, m.node, m.column, m.state)),
                  "before": describe(m.before), "after": describe(m.after),
                  "change": therapist.points(m.delta)} for m in result.moved[:10]]
         if rows:
@@ -333,7 +337,7 @@ def show_refit(clinic: Clinic, result: Refit, base_model: Model) -> None:
     verdict = clinic.review(result.calibration, source="the refit")
     if verdict.calibration is None:
         st.error("**The refit is not a valid calibration:**\n"
-                 + "\n".join(f"- {p}" for p in verdict.problems), icon=":material/error:")
+                 + "\n".join(f"- {plain(p)}" for p in verdict.problems), icon=":material/error:")
         return
     after = therapist.calibration_model(verdict.text, verdict.calibration)
     checks_ok = therapist.checks_panel(verdict, "kp_cases_checks")
@@ -376,7 +380,7 @@ with therapist.open_clinic() as clinic:
         therapist.store_error(exc)
         st.stop()
     cal = base_model.calibration
-    st.caption(f"Store: `{clinic.path}` · active version {active.id}"
+    st.caption(f"Store: {code_span(clinic.path)} · active version {active.id}"
                + (" (a refit)" if active.is_refit else ""))
     # fixed labels (the count is in the list): a label is part of the tabs' identity
     tab_list, tab_io, tab_refit = therapist.state_tabs(

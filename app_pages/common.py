@@ -17,6 +17,7 @@ import model
 from calibration.schema import Calibration, NodeSpec
 from model.results import Diagnosis, Interval
 from model.text import report
+from model.text.safe import plain
 
 #: Widget value meaning "not sure" (unobserved); never a state name (states are lower case).
 UNKNOWN = "__not_sure__"
@@ -82,7 +83,7 @@ def current_model() -> LoadedModel:
             return LoadedModel(therapist.version_model(version), version.content_hash)
     except (StoreError, CalibrationError, OSError) as exc:
         st.warning(
-            f"The clinic's calibration store could not be read ({exc}); showing the "
+            f"The clinic's calibration store could not be read ({plain(str(exc))}); showing the "
             "shipped calibration instead.",
             icon=":material/warning:",
         )
@@ -236,8 +237,9 @@ def nb(text: str) -> str:
 
 def disclaimer(cal: Calibration) -> None:
     """The calibration's disclaimer, shown on every page."""
-    st.info(cal.messages.disclaimer, icon=":material/info:")
+    st.info(plain(cal.messages.disclaimer), icon=":material/info:")
 
 
 def state_label(spec: NodeSpec, state: str) -> str:
-    return NOT_SURE if state == UNKNOWN else spec.state_label(state)
+    """An answer's label for a widget (Markdown: the calibration's text is escaped)."""
+    return NOT_SURE if state == UNKNOWN else plain(spec.state_label(state))

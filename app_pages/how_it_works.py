@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages import common
 from calibration.schema import NodeSpec
 from model.results import Diagnosis
+from model.text.safe import plain, plain_join
 from model.text.verbal import ANCHORS, describe
 
 ROLE_TITLES = {
@@ -88,7 +89,7 @@ def as_list(d: Diagnosis) -> str:
             now = f": {' '.join(lines)}" if lines else ""
             parents = ", ".join(cal.nodes[p].title for p in spec.parents)
             after = f" ← depends on {parents}" if parents else ""
-            out.append(f"- {spec.title}{now}{after}")
+            out.append(f"- {plain(spec.title)}{plain(now)}{plain(after)}")
         out.append("")
     return common.nb("\n".join(out))
 
@@ -121,16 +122,17 @@ def dot(d: Diagnosis) -> str:
 
 
 def describe_node(spec: NodeSpec) -> None:
-    with st.expander(spec.title):
+    with st.expander(plain(spec.title)):
         if spec.observable and spec.question:
-            st.markdown(f"**Question:** {spec.question}")
+            st.markdown(f"**Question:** {plain(spec.question)}")
         elif spec.question:
-            st.markdown(f"**Not asked:** {spec.question.removeprefix('Not observed directly: ')}")
-        st.markdown("**Answers:** " + ", ".join(spec.state_label(s) for s in spec.states))
+            st.markdown("**Not asked:** "
+                        + plain(spec.question.removeprefix("Not observed directly: ")))
+        st.markdown("**Answers:** " + plain_join(spec.state_label(s) for s in spec.states))
         if spec.parents:
-            st.markdown("**Depends on:** " + ", ".join(cal.nodes[p].title for p in spec.parents))
+            st.markdown("**Depends on:** " + plain_join(cal.nodes[p].title for p in spec.parents))
         if spec.summary:
-            st.markdown(f"**In short:** {spec.summary}")
+            st.markdown(f"**In short:** {plain(spec.summary)}")
         st.markdown(
             f"**Numbers:** {PARAM_WORDS.get(spec.cpt, spec.cpt)}. Therapists set them; they "
             f"count as about {spec.confidence:g} cases' worth of evidence, which sets how wide "
@@ -138,7 +140,7 @@ def describe_node(spec: NodeSpec) -> None:
             "full reasoning on the Calibrate page."
         )
         if spec.source:
-            st.caption(f"Sources: {spec.source}")
+            st.caption(f"Sources: {plain(spec.source)}")
 
 
 st.title("How it works")

@@ -15,13 +15,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
 
 from calibration.schema import Calibration
 from model.analysis.checks import CheckResult
-from model.errors import AccessError, CalibrationError, StoreBusyError, StoreError
+from model.errors import (
+    AccessError,
+    BackOffError,
+    CalibrationError,
+    StoreBusyError,
+    StoreError,
+)
 from model.network_model import Model
 from model.service.clinic import (
     CalibrationVersion,
@@ -34,12 +41,14 @@ from model.service.clinic import (
 from model.service.policy import Review
 from model.service.settings import PASSCODE_ENV, SECRETS_KEY, Settings, load_settings
 from model.service.views import scenario_preview
+from model.text.safe import code_span, plain
 from model.text.verbal import describe
 
 #: Session-state keys (all under the ``kp_`` prefix used by the app).
 UNLOCKED = "kp_therapist_unlocked"
 PASSCODE_WIDGET = "kp_gate_passcode"
 REFUSED = "kp_gate_refused"
+FAILURES = "kp_gate_failures"
 NAME = "kp_therapist"
 NAME_WIDGET = "kp_therapist_name"
 FLASH = "kp_therapist_flash"
@@ -104,20 +113,31 @@ def gate() -> bool:
         st.form_submit_button("Unlock", icon=":material/lock_open:", on_click=_try_unlock)
     refused = st.session_state.pop(REFUSED, None)
     if refused:
-        st.error(f"{refused[:1].upper()}{refused[1:]}: the therapist pages stay locked.",
+        st.error(f"{plain(refused[:1].upper() + refused[1:])}: the therapist pages stay locked.",
                  icon=":material/block:")
     return False
 
 
 def _try_unlock() -> None:
-    """Form callback: check the passcode, then empty the field (it is never kept)."""
+    """Form callback: check the passcode, then empty the field (it is never kept).
+
+    Wrong passcodes are counted for this session (:data:`FAILURES`) and, by the service, in
+    the store's audit log; both slow further guesses down (see ``model.service.access``).
+    """
     ss = st.session_state
     given = ss.get(PASSCODE_WIDGET) or ""
     ss[PASSCODE_WIDGET] = ""
+    failures = list(ss.get(FAILURES, ()))
     try:
-        ss[UNLOCKED] = unlock(settings(), given)
+        ss[UNLOCKED] = unlock(settings(), given, source="app", session_failures=failures)
+    except BackOffError as exc:
+        ss[REFUSED] = str(exc)
     except AccessError as exc:
+        if given:
+            ss[FAILURES] = [*failures, datetime.now(UTC)]
         ss[REFUSED] = str(exc)  # the message never contains the passcode
+    except StoreError as exc:
+        ss[REFUSED] = f"the store could not be used to check the passcode ({exc})"
 
 
 def therapist_name() -> str:
@@ -202,10 +222,10 @@ def store_error(exc: Exception) -> None:
         st.error("**The store is busy** (someone else is saving right now). Nothing was "
                  "saved — try again in a moment.", icon=":material/hourglass_top:")
     elif isinstance(exc, StoreError):
-        st.error(f"**The store could not be used.** {exc}\n\nNothing was changed.",
+        st.error(f"**The store could not be used.** {plain(str(exc))}\n\nNothing was changed.",
                  icon=":material/database:")
     else:
-        st.error(f"**Not saved.** {exc}", icon=":material/block:")
+        st.error(f"**Not saved.** {plain(str(exc))}", icon=":material/block:")
 
 
 @contextmanager
@@ -255,7 +275,7 @@ def model_or_error(version: CalibrationVersion) -> Model | None:
         return version_model(version)
     except CalibrationError as exc:
         st.error(f"Stored version {version.id} is not a valid calibration:\n\n"
-                 + "\n".join(f"- {p}" for p in exc.problems), icon=":material/error:")
+                 + "\n".join(f"- {plain(p)}" for p in exc.problems), icon=":material/error:")
         return None
 
 
@@ -295,14 +315,14 @@ def checks_panel(review: Review, key: str) -> bool:
         st.markdown("##### Behaviour checks")
         if failed:
             st.error(f"**{len(failed)} of {len(results)} behaviour checks fail:** "
-                     + ", ".join(f"`{r.id}`" for r in failed)
+                     + ", ".join(code_span(r.id) for r in failed)
                      + ". Every version must keep these orderings, so it cannot be saved.",
                      icon=":material/rule:")
         else:
             st.success(f"All {len(results)} behaviour checks pass.", icon=":material/rule:")
         if review.weakened:
             st.error("**It cannot be saved: the red-flag screen may not be weakened.**\n"
-                     + "\n".join(f"- {r}" for r in review.screen_reasons),
+                     + "\n".join(f"- {plain(r)}" for r in review.screen_reasons),
                      icon=":material/shield:")
         rows = [{"check": r.id, "result": "pass" if r.passed else "FAIL",
                  "values (must fall)": " > ".join(word(v) for v in r.values),
@@ -325,8 +345,8 @@ def preview_panel(before: Model, after: Model, key: str) -> None:
             return
         for scenario, changes in by_scenario.items():
             with st.container(key=f"{key}_{scenario}"):
-                st.markdown(f"**{changes[0].label}**")
-                rows = [{"cause": after.calibration.nodes[c.cause].title,
+                st.markdown(f"**{plain(changes[0].label)}**")
+                rows = [{"cause": plain(after.calibration.nodes[c.cause].title),
                          "before": word(c.before), "after": word(c.after),
                          "change": points(c.change)} for c in changes]
                 st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")

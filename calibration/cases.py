@@ -39,10 +39,15 @@ rows when the user asks for it.
 
 Safety
 ------
-Uploads are size-limited *before* parsing (:data:`DEFAULT_MAX_BYTES`), decoded as UTF-8 text
-and parsed by the standard ``csv`` module only — no pickle, no evaluation. The SHA-256 of the
-bytes read is kept (:attr:`CaseFile.digest`) so that the store can recognise a file imported
-before. On export,
+Uploads are size-limited *before* parsing (:data:`DEFAULT_MAX_BYTES`; at most that plus one
+byte is ever read, from a file or an upload), decoded as UTF-8 text without control
+characters, and given up at the first record past :data:`~calibration.limits.MAX_CASE_ROWS`
+rows or :data:`~calibration.limits.MAX_CASE_COLUMNS` fields, before any parser allocates in
+proportion to it; then parsed by pandas' C parser (files without quote characters) or the
+standard ``csv`` module — no pickle, no evaluation. Every problem is counted; the first
+:data:`~calibration.limits.CASE_PROBLEMS_KEPT` are kept (the message lists the first 20). The
+SHA-256 of the bytes read is kept (:attr:`CaseFile.digest`) so that the store can recognise a
+file imported before. On export,
 free-text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or
 carriage return) are prefixed with ``'``; import removes that guard again, so export and
 import round-trip.
@@ -55,12 +60,19 @@ import difflib
 import hashlib
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
+from calibration.limits import (
+    CASE_PROBLEMS_KEPT,
+    MAX_CASE_BYTES,
+    MAX_CASE_COLUMNS,
+    MAX_CASE_ROWS,
+)
 from calibration.store import Case, NewCase
 from model.errors import CaseImportError
 
@@ -89,11 +101,12 @@ OUTCOME_COLUMN = "outcome"
 THERAPIST_COLUMN = "therapist"
 #: Optional column with a case identifier (unique within the file).
 CASE_ID_COLUMN = "case_id"
-#: Largest accepted file, in bytes (64 MB: about 400,000 cases of knowpain's 18 questions).
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: Largest accepted file, in bytes (see :mod:`calibration.limits`).
+DEFAULT_MAX_BYTES = MAX_CASE_BYTES
 
 _RESERVED = (OUTCOME_COLUMN, THERAPIST_COLUMN, CASE_ID_COLUMN)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,14 +183,21 @@ class CaseFile:
     digest: str
     has_case_ids: bool
     columns: tuple[_Column, ...] = ()
+    problem_total: int = 0  # every problem counted; ``broken`` keeps the first ones
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @property
     def problems(self) -> list[str]:
-        """Every problem of every broken row, in file order."""
+        """The problems kept (the first :data:`CASE_PROBLEMS_KEPT`), in file order."""
         return [p for b in self.broken for p in b.problems]
+
+    @property
+    def n_broken(self) -> int:
+        """Broken rows: those listed in :attr:`broken` (all of them, with their problems
+        kept up to the limit)."""
+        return len(self.broken)
 
     def _column(self, kind: str) -> _Column | None:
         return next((c for c in self.columns if c.kind == kind), None)
@@ -251,7 +271,7 @@ class CaseFile:
     def require_valid(self) -> list[NewCase]:
         """The cases when every row is valid; otherwise :class:`CaseImportError`."""
         if self.broken:
-            raise CaseImportError(self.problems)
+            raise CaseImportError(self.problems, total=self.problem_total)
         return list(self.cases)
 
 
@@ -268,12 +288,11 @@ def read_case_file(
     path = Path(path)
     try:
         size = path.stat().st_size
-    except OSError as exc:
-        raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
-    if size > max_bytes:
-        raise CaseImportError([_too_big(size, max_bytes)])
-    try:
-        data = path.read_bytes()
+        if size > max_bytes:
+            raise CaseImportError([_too_big(size, max_bytes)])
+        # at most max_bytes + 1 bytes, whatever the size says (/dev/zero reports 0)
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
     return check_cases_csv(data, variables, causes, outcome_node=outcome_node,
@@ -330,9 +349,12 @@ def check_cases_csv(
     digest = hashlib.sha256(raw).hexdigest()
     text = _decode(raw, max_bytes)
 
+    quoted = '"' in text
+    if not quoted:
+        _check_limits(text)  # before anything copies the text
     if not text.strip() or not text.replace(",", "").strip():
         raise CaseImportError(["the file is empty (expected a header row and one row per case)"])
-    table = _fast_table(text)
+    table = None if quoted else _fast_table(text)
     if table is None:  # odd structure: the csv module says exactly where
         records, structure_problem = _records(text)
         if structure_problem is not None:
@@ -360,7 +382,7 @@ def _read_limited(
         raw = data.encode("utf-8")
         size = len(raw)
     elif isinstance(data, (bytes, bytearray, memoryview)):
-        raw = bytes(data)
+        raw = data if isinstance(data, bytes) else bytes(data)
         size = len(raw)
     elif hasattr(data, "read"):
         chunk = data.read(max_bytes + 1)  # never more than the limit (plus one byte)
@@ -383,15 +405,55 @@ def _decode(raw: bytes, max_bytes: int) -> str:
         ]) from exc
     if "\x00" in text:
         raise CaseImportError(["the file contains NUL bytes; it is not a CSV text file"])
+    control = _CONTROL.search(text)
+    if control:
+        line = text.count("\n", 0, control.start()) + 1
+        raise CaseImportError([
+            f"line {line}: the file contains a control character "
+            f"(U+{ord(control.group()):04X}); it is not plain CSV text"
+        ])
     return text
 
 
+def _check_limits(text: str) -> None:
+    """Refuse a file without quote characters that is past the row or field limits, counted
+    in place without splitting it, before any parser allocates in proportion to it. (A file
+    with quotes is read by the csv module record by record, which stops at the limits.)"""
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if lines > MAX_CASE_ROWS + 1:  # the header plus MAX_CASE_ROWS rows
+        raise CaseImportError([_too_many_rows()])
+    start = 0
+    for row in range(1, lines + 1):
+        end = text.find("\n", start)
+        stop = len(text) if end < 0 else end
+        fields = text.count(",", start, stop) + 1
+        if fields > MAX_CASE_COLUMNS:
+            raise CaseImportError([_too_many_fields(row, fields)])
+        start = stop + 1
+
+
+def _too_many_rows() -> str:
+    return (f"the file has more than {MAX_CASE_ROWS:,} rows, the limit for one import; split "
+            "it into smaller files")
+
+
+def _too_many_fields(row: int, fields: int) -> str:
+    return (f"row {row}: {fields:,} fields; the limit is {MAX_CASE_COLUMNS:,} (is the "
+            "delimiter a comma?)")
+
+
 def _records(text: str) -> tuple[list[list[str]], str | None]:
-    """Split into records (spreadsheet rows); a quoting error is returned as a problem."""
+    """Split into records (spreadsheet rows); a quoting error or a record past the row or
+    field limits (:mod:`calibration.limits`) is returned as a problem, and reading stops
+    there — a pathological file costs no more than the limits allow."""
     records: list[list[str]] = []
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(_lines(text), strict=True)
     try:
         for record in reader:
+            if len(record) > MAX_CASE_COLUMNS:
+                return records, _too_many_fields(len(records) + 1, len(record))
+            if len(records) > MAX_CASE_ROWS:  # the header plus MAX_CASE_ROWS rows
+                return records, _too_many_rows()
             records.append(record)
     except csv.Error as exc:
         row = len(records) + 1
@@ -400,6 +462,17 @@ def _records(text: str) -> tuple[list[list[str]], str | None]:
             f"(line {reader.line_num} of the file)"
         )
     return records, None
+
+
+def _lines(text: str) -> Iterable[str]:
+    """The text's lines with their endings, one slice at a time (``io.StringIO`` would hold a
+    four-bytes-per-character copy of the whole file)."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start)
+        stop = size if end < 0 else end + 1
+        yield text[start:stop]
+        start = stop
 
 
 def _column_letter(index: int) -> str:
@@ -498,8 +571,6 @@ def _fast_table(text: str) -> _Table | None:
     import numpy as np
     import pandas as pd
 
-    if '"' in text:
-        return None
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -569,14 +640,11 @@ def _validate(
     has_content_columns = any(k in ("evidence", "cause", "outcome") for k, _ in kinds.values())
 
     # ---- rows: blank ones are skipped, ragged ones are broken ----
-    row_problems: dict[int, list[str]] = {}
+    problems = _RowProblems(table.numbers)
     ragged = filled_any & (table.fields != width)
-    for i in np.flatnonzero(ragged):
-        number = int(table.numbers[i])
-        row_problems[number] = [
-            f"row {number}: malformed row: {int(table.fields[i])} fields, but the header has "
-            f"{width} columns (check for a missing or unquoted comma)"
-        ]
+    problems.add(np.flatnonzero(ragged), lambda i: (
+        f"row {table.numbers[i]}: malformed row: {int(table.fields[i])} fields, but the header "
+        f"has {width} columns (check for a missing or unquoted comma)"))
     usable = filled_any & ~ragged
     n_rows = int(filled_any.sum())
     if n_rows == 0:
@@ -594,12 +662,11 @@ def _validate(
             bad_values = [k for k, v in enumerate(values) if v not in index]
             if bad_values:
                 bad = usable & np.isin(codes, bad_values)
-                for i in np.flatnonzero(bad):
-                    row_problems.setdefault(int(numbers[i]), []).append(
-                        f'row {numbers[i]}, column "{header[j]}": unknown state '
-                        f'"{values[codes[i]]}"; allowed: {", ".join(states)} (or leave the '
-                        "cell empty if unknown)"
-                    )
+                problems.add(np.flatnonzero(bad), lambda i, j=j, values=values, states=states,
+                             codes=codes: (
+                    f'row {numbers[i]}, column "{header[j]}": unknown state '
+                    f'"{values[codes[i]]}"; allowed: {", ".join(states)} (or leave the '
+                    "cell empty if unknown)"))
             # codes into the node's states, so that values are the states themselves
             remap = np.asarray([index.get(v, -1) for v in values] + [-1], dtype=np.int64)
             columns.append(_Column(kind, node, remap[codes], tuple(states)))
@@ -607,32 +674,58 @@ def _validate(
             values = [_unguard(v) for v in values]
             columns.append(_Column(kind, node, codes, tuple(values)))
     if has_content_columns:
-        for i in np.flatnonzero(usable & ~content):
-            row_problems.setdefault(int(numbers[i]), []).append(
-                f"row {numbers[i]}: no evidence, adjudicated cause or outcome in this row"
-            )
+        problems.add(np.flatnonzero(usable & ~content), lambda i: (
+            f"row {numbers[i]}: no evidence, adjudicated cause or outcome in this row"))
     id_col = next((c for c in columns if c.kind == CASE_ID_COLUMN), None)
     if id_col is not None:
         first_row_with_id: dict[int, int] = {}
         for i in np.flatnonzero(usable & (id_col.codes >= 0)):
             code = int(id_col.codes[i])
             if code in first_row_with_id:
-                row_problems.setdefault(int(numbers[i]), []).append(
+                problems.add(np.array([i]), lambda i, code=code: (
                     f'row {numbers[i]}, column "{CASE_ID_COLUMN}": duplicate case_id '
-                    f'"{id_col.values[code]}" (first used in row {first_row_with_id[code]})'
-                )
+                    f'"{id_col.values[code]}" (first used in row {first_row_with_id[code]})'))
             else:
                 first_row_with_id[code] = int(numbers[i])
 
-    broken = tuple(BrokenRow(r, tuple(row_problems[r])) for r in sorted(row_problems))
+    broken = problems.broken_rows()
     if header_problems:  # no row can be trusted: every problem at once, nothing imported
-        raise CaseImportError([*header_problems, *(p for b in broken for p in b.problems)])
-    keep = usable.copy()
-    if row_problems:
-        keep &= ~np.isin(numbers, np.fromiter(row_problems, dtype=np.int64))
+        kept = [*header_problems, *(p for b in broken for p in b.problems)]
+        raise CaseImportError(kept[:CASE_PROBLEMS_KEPT],
+                              total=len(header_problems) + problems.total)
+    keep = usable & ~problems.broken
     kept = tuple(_Column(c.kind, c.node, c.codes[keep], c.values) for c in columns)
     return CaseFile(tuple(numbers[keep].tolist()), broken, n_rows, digest,
-                    id_col is not None, kept)
+                    id_col is not None, kept, problems.total)
+
+
+class _RowProblems:
+    """Problems by row: every one counted and every broken row marked, but only the first
+    :data:`CASE_PROBLEMS_KEPT` messages written (a message is made only when kept), so a
+    file with a million bad cells costs counting, not a million strings."""
+
+    def __init__(self, numbers: Any) -> None:
+        import numpy as np
+
+        self.numbers = numbers
+        self.broken = np.zeros(len(numbers), dtype=bool)
+        self.total = 0
+        self.messages: dict[int, list[str]] = {}
+
+    def add(self, indices: Any, message: Any) -> None:
+        """Rows ``indices`` (positions among the data rows) each have one problem;
+        ``message(i)`` writes it, called only for the ones kept."""
+        room = CASE_PROBLEMS_KEPT - min(self.total, CASE_PROBLEMS_KEPT)
+        self.broken[indices] = True
+        self.total += len(indices)
+        for i in indices[:room].tolist():
+            self.messages.setdefault(int(self.numbers[i]), []).append(message(i))
+
+    def broken_rows(self) -> tuple[BrokenRow, ...]:
+        import numpy as np
+
+        return tuple(BrokenRow(int(r), tuple(self.messages.get(int(r), ())))
+                     for r in self.numbers[np.flatnonzero(self.broken)].tolist())
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -22,6 +23,17 @@ from calibration.domain import (
     parse_decision_checks,
     parse_fix_policy,
     parse_next_session,
+)
+from calibration.limits import (
+    MAX_CALIBRATION_BYTES,
+    MAX_CLIQUE_ENTRIES,
+    MAX_NESTING,
+    MAX_NODES,
+    MAX_PARENTS,
+    MAX_STATES,
+    MAX_TABLE_COLUMNS,
+    MAX_TABLE_ENTRIES,
+    PROBABILITY_FLOOR,
 )
 from calibration.schema import (
     FLAG_LEVELS,
@@ -39,25 +51,107 @@ from calibration.schema import (
     Scenario,
     column_key,
 )
-from model.errors import CalibrationError
+from model.errors import CalibrationError, UsageError, quote
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_PATH = DATA_DIR / "default.toml"
 SUM_TOLERANCE = 1e-6
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _STATE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+#: A companion is named by a plain file name next to the calibration (no folders, no "..").
+_COMPANION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.toml$")
+# Control characters (tab and newline allowed) and bidirectional overrides in any text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_TEXT_FIELDS = ("label", "question", "help", "rationale", "source", "summary")
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
-    """Load and validate a calibration file (the shipped default when ``path`` is None)."""
+    """Load and validate a calibration file (the shipped default when ``path`` is None).
+
+    At most :data:`~calibration.limits.MAX_CALIBRATION_BYTES` (+1) bytes are read, so a huge
+    file or a device such as ``/dev/zero`` is refused at once.
+    """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"path must be a calibration file's path (text or a Path), not "
+                         f"{type(path).__name__}")
     file = Path(path) if path is not None else DEFAULT_PATH
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CalibrationError([f"file not found: {file}"], str(file)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalibrationError([f"cannot read {file}: {exc}"], str(file)) from None
+    text = read_text_limited(file, str(file))
     return parse_calibration(text, base_dir=file.parent, source=str(file), path=file)
+
+
+def read_text_limited(file: Path, source: str, what: str = "file") -> str:
+    """The UTF-8 text of ``file``, reading at most ``MAX_CALIBRATION_BYTES + 1`` bytes."""
+    try:
+        with file.open("rb") as fh:
+            raw = fh.read(MAX_CALIBRATION_BYTES + 1)
+    except FileNotFoundError:
+        raise CalibrationError([f"{what} not found: {file}"], source) from None
+    except IsADirectoryError:
+        raise CalibrationError([f"{file} is a folder, not a calibration {what}"], source) \
+            from None
+    except OSError as exc:
+        raise CalibrationError([f"cannot read {file}: {exc.strerror or exc}"], source) \
+            from None
+    if len(raw) > MAX_CALIBRATION_BYTES:
+        raise CalibrationError([_too_big(what)], source)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CalibrationError(
+            [f"{what} is not UTF-8 text (undecodable byte at position {exc.start})"], source
+        ) from None
+
+
+def _too_big(what: str) -> str:
+    return (f"{what} is larger than the limit of {MAX_CALIBRATION_BYTES:,} bytes "
+            f"({MAX_CALIBRATION_BYTES / 1_048_576:.0f} MB); a calibration is a few KB")
+
+
+def _load_toml(text: str, source: str, what: str = "calibration") -> dict[str, Any]:
+    """Parse TOML text within the stated limits (size, nesting, control characters)."""
+    if len(text) > MAX_CALIBRATION_BYTES or len(text.encode("utf-8")) > MAX_CALIBRATION_BYTES:
+        raise CalibrationError([_too_big(what)], source)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CalibrationError([f"not valid TOML: {exc}"], source) from None
+    except RecursionError:
+        raise CalibrationError([_too_deep()], source) from None
+    problems = _check_document(doc)
+    if problems:
+        raise CalibrationError(problems, source)
+    return doc
+
+
+def _too_deep() -> str:
+    return (f"tables and lists are nested more than {MAX_NESTING} levels deep; the format "
+            "needs about 6")
+
+
+def _check_document(doc: dict[str, Any]) -> list[str]:
+    """Nesting depth and text of a parsed document, walked without recursion."""
+    problems: list[str] = []
+    stack: list[tuple[Any, int, str]] = [(doc, 0, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > MAX_NESTING:
+            return [_too_deep()]
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _CONTROL.search(key):
+                    problems.append(f"key {quote(key)}{_at(where)}: contains a control character")
+                stack.append((item, depth + 1, f"{where}.{key}" if where else key))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, f"{where}[{i}]") for i, item in enumerate(value))
+        elif isinstance(value, str) and _CONTROL.search(value):
+            code = ord(_CONTROL.search(value).group())
+            problems.append(f"{quote(where, 60)}: the text contains a control character "
+                            f"(U+{code:04X}); remove it")
+    return problems
+
+
+def _at(where: str) -> str:
+    return f" in {quote(where, 60)}" if where else ""
 
 
 def parse_calibration(
@@ -66,11 +160,11 @@ def parse_calibration(
     source: str = "calibration",
     path: Path | None = None,
 ) -> Calibration:
-    """Parse and validate calibration TOML text; raises :class:`CalibrationError`."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CalibrationError([f"not valid TOML: {exc}"], source) from None
+    """Parse and validate calibration TOML text; raises :class:`CalibrationError`.
+
+    The limits of :mod:`calibration.limits` are checked before anything is built from the text.
+    """
+    doc = _load_toml(text, source)
     problems: list[str] = []
     warnings: list[str] = []
     network = doc.get("network", {})
@@ -80,6 +174,8 @@ def parse_calibration(
     nodes = _parse_nodes(doc.get("nodes"), problems)
     if not problems:
         _check_structure(nodes, problems)
+    if not problems:
+        _check_compilable(nodes, problems)
     if not problems:
         _check_parameters(nodes, problems, warnings)
     if not problems:
@@ -91,6 +187,11 @@ def parse_calibration(
     ):
         problems.append("[network] field 'companions': must be a list of file names")
         companions_raw = []
+    bad_names = [c for c in companions_raw if not _COMPANION.match(c)]
+    if bad_names:
+        problems.append(f"[network] field 'companions': {quote(bad_names[0])} is not a plain "
+                        "file name ending in .toml (companions live next to the calibration)")
+        companions_raw = []
     companions = tuple(companions_raw)
     extra: dict[str, Any] = {}
     for name in companions:
@@ -99,9 +200,10 @@ def parse_calibration(
             problems.append(f"[network] field 'companions': file {name!r} not found")
             continue
         try:
-            comp_doc = tomllib.loads(comp.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(f"companion {name}: not valid TOML: {exc}")
+            comp_doc = _load_toml(read_text_limited(comp, name, "companion file"), name,
+                                  "companion file")
+        except CalibrationError as exc:
+            problems += [f"companion {name}: {p}" for p in exc.problems]
             continue
         for key, value in comp_doc.items():
             extra.setdefault(key, value)
@@ -168,9 +270,12 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
     if not isinstance(raw, dict) or not raw:
         problems.append("[nodes]: no nodes defined (expected [nodes.<name>] tables)")
         return {}
+    if len(raw) > MAX_NODES:
+        problems.append(f"[nodes]: {len(raw):,} nodes; the limit is {MAX_NODES:,}")
+        return {}
     nodes: dict[str, NodeSpec] = {}
     for name, spec in raw.items():
-        where = f"node {name!r}"
+        where = f"node {quote(name)}"
         if not _NAME.match(name):
             problems.append(f"{where}: name must match [a-z][a-z0-9_]*")
         if not isinstance(spec, dict):
@@ -183,21 +288,41 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
         if not all(isinstance(x, str) for x in states):
             problems.append(f"{where} field 'states': every state must be a name (a string)")
             continue
+        if len(states) > MAX_STATES:
+            problems.append(f"{where} field 'states': {len(states)} states; the limit is "
+                            f"{MAX_STATES}")
+            continue
         if len(set(states)) != len(states):
             dup = sorted({s for s in states if states.count(s) > 1})
             problems.append(f"{where} field 'states': duplicate state(s) {', '.join(dup)}")
         for s in states:
             if not isinstance(s, str) or not _STATE.match(s):
-                problems.append(f"{where} field 'states': {s!r} must match [a-z0-9][a-z0-9_]*")
+                problems.append(
+                    f"{where} field 'states': {quote(s)} must match [a-z0-9][a-z0-9_]*")
         parents = spec.get("parents", [])
         if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
             problems.append(f"{where} field 'parents': must be a list of node names")
             parents = []
         if len(set(parents)) != len(parents):
             problems.append(f"{where} field 'parents': a parent is listed twice")
+        if len(parents) > MAX_PARENTS:
+            problems.append(f"{where} field 'parents': {len(parents)} parents; the limit is "
+                            f"{MAX_PARENTS} (a node with more parents cannot be calibrated by "
+                            "hand; add an intermediate node)")
+            continue
+        for text_field in _TEXT_FIELDS:
+            if not isinstance(spec.get(text_field, ""), str):
+                problems.append(f"{where} field {text_field!r}: must be text")
+        labels = spec.get("state_labels", {})
+        notes = spec.get("notes", {})
+        for mapping_field, mapping in (("state_labels", labels), ("notes", notes)):
+            if not isinstance(mapping, dict) or not all(
+                    isinstance(v, str) for v in mapping.values()):
+                problems.append(f"{where} field {mapping_field!r}: must map names to text")
         role = spec.get("role", "latent")
-        if role not in ROLES:
-            problems.append(f"{where} field 'role': {role!r} unknown (allowed: {', '.join(ROLES)})")
+        if not isinstance(role, str) or role not in ROLES:
+            problems.append(f"{where} field 'role': {quote(role)} unknown "
+                            f"(allowed: {', '.join(ROLES)})")
         cpt = spec.get("cpt")
         if cpt is None:
             problems.append(
@@ -205,9 +330,9 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
                 f"{', '.join(PARAMETERIZATIONS)})"
             )
             continue
-        if cpt not in PARAMETERIZATIONS:
+        if not isinstance(cpt, str) or cpt not in PARAMETERIZATIONS:
             problems.append(
-                f"{where} field 'cpt': unknown parameterisation {cpt!r} "
+                f"{where} field 'cpt': unknown parameterisation {quote(cpt)} "
                 f"(allowed: {', '.join(PARAMETERIZATIONS)})"
             )
             continue
@@ -221,7 +346,8 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
             problems.append(f"{where} field {cpt!r}: must be a table of columns")
             continue
         confidence = spec.get("confidence", 10)
-        if not isinstance(confidence, (int, float)) or not confidence > 0:
+        if (not isinstance(confidence, (int, float)) or isinstance(confidence, bool)
+                or not 0 < confidence < math.inf):
             problems.append(f"{where} field 'confidence': must be a positive number")
             confidence = 10
         column_conf = spec.get("column_confidence", {})
@@ -232,7 +358,6 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
             problems.append(f"{where} field 'column_confidence': must map columns to positive "
                             "numbers")
             column_conf = {}
-        labels = spec.get("state_labels", {})
         nodes[name] = NodeSpec(
             name=name,
             states=tuple(states),
@@ -249,7 +374,7 @@ def _parse_nodes(raw: Any, problems: list[str]) -> dict[str, NodeSpec]:
             confidence=float(confidence),
             rationale=str(spec.get("rationale", "")),
             source=str(spec.get("source", "")),
-            notes=dict(notes) if isinstance(notes := spec.get("notes", {}), dict) else {},
+            notes=dict(notes) if isinstance(notes, dict) else {},
             summary=str(spec.get("summary", "")),
             column_confidence={k: float(v) for k, v in column_conf.items()},
         )
@@ -274,6 +399,49 @@ def _check_structure(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
         problems.append(f"node {cycle[0][0]!r} field 'parents': cycle {path}")
 
 
+def _check_compilable(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
+    """Refuse a network whose exact inference would need a table over the size limit.
+
+    The hidden nodes' joint is checked first (a product, no graph); then the moral graph is
+    triangulated with networkx's min-degree heuristic and each clique's table size counted.
+    The engine triangulates on its own, so this is an estimate of the same order, made
+    before anything of that size exists.
+    """
+    hidden = [n for n, node in nodes.items() if node.role in ("latent", "cause")]
+    size = 1
+    for n in hidden:
+        size *= nodes[n].card
+        if size > MAX_CLIQUE_ENTRIES:
+            problems.append(
+                f"[nodes]: the {len(hidden)} hidden nodes (role latent or cause) have more "
+                f"than {MAX_CLIQUE_ENTRIES:,} combinations of states together, the limit for "
+                "their joint posterior; give observable nodes a role (context, technique or "
+                "symptom)"
+            )
+            return
+    from networkx.algorithms.approximation import treewidth_min_degree
+
+    moral = nx.Graph()
+    moral.add_nodes_from(nodes)
+    for name, node in nodes.items():
+        family = (name, *node.parents)
+        moral.add_edges_from(itertools.combinations(family, 2))
+    moral.add_edges_from(itertools.combinations(hidden, 2))
+    _, tree = treewidth_min_degree(moral)
+    for bag in tree.nodes:
+        size = 1
+        for n in bag:
+            size *= nodes[n].card
+        if size > MAX_CLIQUE_ENTRIES:
+            shown = ", ".join(sorted(bag)[:8]) + (", …" if len(bag) > 8 else "")
+            problems.append(
+                f"[nodes]: exact inference would need a table of more than "
+                f"{MAX_CLIQUE_ENTRIES:,} numbers (the limit) over {len(bag)} nodes that the "
+                f"structure ties together ({shown}); use fewer or less connected parents"
+            )
+            return
+
+
 def _probability_list(
     value: Any, card: int, where: str, problems: list[str], warnings: list[str]
 ) -> list[float] | None:
@@ -289,6 +457,10 @@ def _probability_list(
     if bad:
         problems.append(f"{where}: probability {bad[0]} is outside [0, 1]")
         return None
+    tiny = [x for x in value if 0.0 < x < PROBABILITY_FLOOR]
+    if tiny:
+        problems.append(_below_floor(where, tiny[0]))
+        return None
     total = float(sum(value))
     if abs(total - 1.0) > SUM_TOLERANCE:
         problems.append(f"{where}: sums to {total:.6g}, must sum to 1 (within 1e-6)")
@@ -298,11 +470,37 @@ def _probability_list(
     return [float(x) for x in value]
 
 
+def _below_floor(where: str, value: float) -> str:
+    return (f"{where}: probability {value:g} is below the floor of {PROBABILITY_FLOOR:g}; "
+            "write 0 if it is impossible, or a number of at least the floor")
+
+
+def _table_size_problem(
+    name: str, node: NodeSpec, nodes: Mapping[str, NodeSpec]
+) -> str | None:
+    """The columns and entries of ``name``'s full table, counted before any is enumerated."""
+    columns = 1
+    for p in node.parents:
+        columns *= nodes[p].card
+        if columns > MAX_TABLE_COLUMNS:
+            return (f"node {name!r} field 'parents': the parents have more than "
+                    f"{MAX_TABLE_COLUMNS:,} combinations of states (the limit); use fewer "
+                    "parents or fewer states")
+    if columns * node.card > MAX_TABLE_ENTRIES:
+        return (f"node {name!r}: its full table would hold {columns * node.card:,} numbers; "
+                f"the limit is {MAX_TABLE_ENTRIES:,}")
+    return None
+
+
 def _check_parameters(
     nodes: dict[str, NodeSpec], problems: list[str], warnings: list[str]
 ) -> None:
     for name, node in nodes.items():
         where = f"node {name!r} field {node.cpt!r}"
+        size_problem = _table_size_problem(name, node, nodes)
+        if size_problem is not None:
+            problems.append(size_problem)
+            continue
         parent_states = [nodes[p].states for p in node.parents]
         if node.cpt == "table":
             expected = {column_key(c) for c in itertools.product(*parent_states)}
@@ -331,9 +529,13 @@ def _check_parameters(
             continue
         leak_where = f"node {name!r} field 'leak'"
         if node.cpt == "noisy_or":
-            leak_ok = isinstance(node.leak, (int, float)) and 0 <= node.leak < 1
+            leak_ok = (isinstance(node.leak, (int, float)) and not isinstance(node.leak, bool)
+                       and 0 <= node.leak < 1)
             if not leak_ok:
                 problems.append(f"{leak_where}: noisy_or needs a leak in [0, 1)")
+                continue
+            if 0 < node.leak < PROBABILITY_FLOOR or 0 < 1 - node.leak < PROBABILITY_FLOOR:
+                problems.append(_below_floor(leak_where, min(node.leak, 1 - node.leak)))
                 continue
             leak_dist = [1 - float(node.leak), float(node.leak)]
         else:
@@ -372,8 +574,12 @@ def _check_parameters(
             for state, value in by_state.items():
                 swhere = f"node {name!r} field '{node.cpt}.{parent}.{state}'"
                 if node.cpt == "noisy_or":
-                    if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                        problems.append(f"{swhere}: probability {value!r} is outside [0, 1]")
+                    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                            or not 0 <= value <= 1):
+                        problems.append(f"{swhere}: probability {quote(value)} is outside "
+                                        "[0, 1]")
+                    elif 0 < value < PROBABILITY_FLOOR or 0 < 1 - value < PROBABILITY_FLOOR:
+                        problems.append(_below_floor(swhere, min(value, 1 - value)))
                     elif value < leak_dist[1] - 1e-12:
                         problems.append(
                             f"{swhere}: {value} is below the leak {leak_dist[1]}; a parent "
@@ -450,6 +656,26 @@ def _check_assignment(
     return ok
 
 
+def _text_field(raw: Mapping[str, Any], key: str, default: str, where: str,
+                problems: list[str]) -> str:
+    """``raw[key]`` when it is text (``default`` when absent); a problem otherwise."""
+    value = raw.get(key, default)
+    if isinstance(value, str):
+        return value
+    problems.append(f"{where} field {key!r}: must be text")
+    return default
+
+
+def _text_list(raw: Mapping[str, Any], key: str, where: str,
+               problems: list[str]) -> tuple[str, ...]:
+    """``raw[key]`` when it is a list of texts (empty when absent); a problem otherwise."""
+    value = raw.get(key, [])
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    problems.append(f"{where} field {key!r}: must be a list of texts")
+    return ()
+
+
 def _parse_companions(
     doc: dict[str, Any], nodes: Mapping[str, NodeSpec], problems: list[str]
 ) -> tuple[
@@ -465,14 +691,15 @@ def _parse_companions(
         if level not in FLAG_LEVELS or "id" not in raw:
             problems.append(f"flags[{i}]: needs an id and a level ({', '.join(FLAG_LEVELS)})")
             continue
+        where = f"flags[{i}]"
         flags.append(
             RedFlag(
                 id=raw["id"],
                 level=level,
-                question=raw.get("question", raw["id"]),
-                help=raw.get("help", ""),
-                message=raw.get("message", ""),
-                source=raw.get("source", ""),
+                question=_text_field(raw, "question", raw["id"], where, problems),
+                help=_text_field(raw, "help", "", where, problems),
+                message=_text_field(raw, "message", "", where, problems),
+                source=_text_field(raw, "source", "", where, problems),
             )
         )
     rules: list[EvidenceRule] = []
@@ -493,7 +720,7 @@ def _parse_companions(
                     id=raw.get("id", f"rule_{i}"),
                     level=raw.get("level", "amber"),
                     when={k: _states_or_list(v) for k, v in raw["when"].items()},
-                    reason=raw.get("reason", ""),
+                    reason=_text_field(raw, "reason", "", f"evidence_rules[{i}]", problems),
                     flags=tuple(rule_flags),
                 )
             )
@@ -501,36 +728,43 @@ def _parse_companions(
     for target, raw in doc.get("fixes", {}).items():
         good = raw.get("good_state")
         if target not in nodes:
-            problems.append(f"fixes.{target}: unknown node {target!r}")
+            problems.append(f"fixes.{quote(target)}: unknown node {quote(target)}")
             continue
-        if good not in nodes[target].states:
+        if not isinstance(good, str) or good not in nodes[target].states:
             problems.append(
-                f"fixes.{target} field 'good_state': {good!r} is not a state "
+                f"fixes.{target} field 'good_state': {quote(good)} is not a state "
                 f"(allowed: {', '.join(nodes[target].states)})"
             )
             continue
+        where = f"fixes.{target}"
         fixes[target] = FixSpec(
             target=target,
             good_state=good,
-            title=raw.get("title", target),
-            cues=tuple(raw.get("cues", ())),
-            drills=tuple(raw.get("drills", ())),
-            advice=raw.get("advice", ""),
-            source=raw.get("source", ""),
+            title=_text_field(raw, "title", target, where, problems),
+            cues=_text_list(raw, "cues", where, problems),
+            drills=_text_list(raw, "drills", where, problems),
+            advice=_text_field(raw, "advice", "", where, problems),
+            source=_text_field(raw, "source", "", where, problems),
         )
     checks: list[BehaviourCheck] = []
     for i, raw in enumerate(doc.get("checks", [])):
         cid = raw.get("id", f"check_{i}")
+        if not isinstance(cid, str):
+            problems.append(f"checks[{i}] field 'id': must be text")
+            continue
         items: list[CheckItem] = []
         for j, item in enumerate(raw.get("descending", [])):
             where = f"checks {cid!r} descending[{j}]"
             target = item.get("target", raw.get("target", ""))
             node, _, state = str(target).partition("=")
             if node not in nodes or state not in nodes[node].states:
-                problems.append(f"{where} field 'target': {target!r} is not node=state")
+                problems.append(f"{where} field 'target': {quote(target)} is not node=state")
                 continue
             evidence = item.get("evidence", {})
             if _check_assignment(evidence, nodes, f"{where} field 'evidence'", problems):
+                if any(isinstance(v, list) for v in evidence.values()):
+                    problems.append(f"{where} field 'evidence': one state per node")
+                    continue
                 items.append(CheckItem(target=(node, state), evidence=dict(evidence)))
         if len(items) < 2:
             problems.append(f"checks {cid!r} field 'descending': needs at least 2 valid items")
@@ -538,7 +772,7 @@ def _parse_companions(
         checks.append(
             BehaviourCheck(
                 id=cid,
-                description=raw.get("description", ""),
+                description=_text_field(raw, "description", "", f"checks {cid!r}", problems),
                 items=tuple(items),
                 margin=float(raw.get("margin", 0.0)),
             )
@@ -560,10 +794,17 @@ def _parse_scenarios(
     out = []
     for i, item in enumerate(raw if isinstance(raw, list) else []):
         sid = item.get("id", f"scenario_{i}")
+        if not isinstance(sid, str):
+            problems.append(f"scenarios[{i}] field 'id': must be text")
+            continue
         where = f"scenarios {sid!r} field 'evidence'"
         evidence = item.get("evidence", {})
+        label = _text_field(item, "label", sid, f"scenarios {sid!r}", problems)
         if nodes and _check_assignment(evidence, nodes, where, problems):
-            out.append(Scenario(id=sid, label=item.get("label", sid), evidence=dict(evidence)))
+            if any(isinstance(v, list) for v in evidence.values()):
+                problems.append(f"{where}: one state per node")
+                continue
+            out.append(Scenario(id=sid, label=label, evidence=dict(evidence)))
     return tuple(out)
 
 

@@ -249,6 +249,26 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _iso(moment: datetime) -> str:
+    """A time as the audit log stores it (UTC, microseconds), so text order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _chmod(path: Path, mode: int, *, only_if_open: bool = False) -> None:
+    """Set ``path``'s permission bits; with ``only_if_open``, only when group or others have
+    any (never widen). Missing files and files owned by someone else are left alone."""
+    try:
+        current = path.stat().st_mode & 0o777
+        if only_if_open and not current & 0o077:
+            return
+        if current != mode:
+            os.chmod(path, mode)
+    except OSError:
+        pass
+
+
 def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
@@ -474,10 +494,7 @@ class Store:
 
     def _open(self) -> sqlite3.Connection:
         self._check_header()
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder for the store {self._path}: {exc}") from exc
+        self._private_files()
         try:
             conn = sqlite3.connect(
                 self._path,
@@ -507,6 +524,40 @@ class Store:
             conn.close()
             raise self._refuse(f"is damaged or not a knowpain store ({exc})") from exc
         return conn
+
+    def _private_files(self) -> None:
+        """Create the store's folder (0700) and file (0600) whatever the umask, and tighten an
+        existing store file (and its ``-wal``/``-shm``) that others could read.
+
+        SQLite gives the ``-wal`` and ``-shm`` files it creates the mode of the database file,
+        so they are private too. Folders that already existed are left as they are (they
+        may be shared on purpose); so are files owned by someone else. No-op on Windows.
+        """
+        folder = self._path.parent
+        missing = []
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            missing.append(probe)
+            probe = probe.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for the store {self._path}: {exc}") from exc
+        if sys.platform == "win32":
+            return
+        for created in missing:
+            _chmod(created, 0o700)
+        try:
+            fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {self._path}: {exc}") from exc
+        else:
+            os.close(fd)
+            _chmod(self._path, 0o600)  # exactly, whatever the umask took away
+        for path in (self._path, Path(f"{self._path}-wal"), Path(f"{self._path}-shm")):
+            _chmod(path, 0o600, only_if_open=True)
 
     def _read_marks(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
         """(application_id, user_version, number of schema objects), from one snapshot.
@@ -1081,6 +1132,41 @@ class Store:
             self._audit(conn, who, "delete_case", f"case {case.id}: {content}")
 
     # ---- audit ------------------------------------------------------------------------------
+
+    #: Audit action of a wrong therapist passcode (the passcode itself is never recorded).
+    FAILED_UNLOCK = "unlock_failed"
+
+    def unlock_attempt(
+        self,
+        attempt: Callable[[list[datetime]], bool],
+        *,
+        since: datetime,
+        who: str,
+        at: datetime,
+    ) -> bool:
+        """One passcode attempt, serialised with every other writer (``BEGIN IMMEDIATE``).
+
+        ``attempt`` gets the times of the failed unlocks recorded since ``since`` and says
+        whether the passcode was right; a wrong one is recorded in the audit log (``who``,
+        ``at``, action :attr:`FAILED_UNLOCK`) in the same transaction, so parallel guesses
+        cannot all see an empty record. If ``attempt`` raises (e.g. a back-off refusal),
+        nothing is recorded.
+        """
+        _require_name(who, "who")
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT at FROM audit_log WHERE action = ? AND at >= ? ORDER BY id",
+                (self.FAILED_UNLOCK, _iso(since)),
+            ).fetchall()
+            ok = attempt([_parse_time(str(r[0])) for r in rows])
+            if not ok:
+                conn.execute(
+                    "INSERT INTO audit_log (who, at, action, detail) VALUES (?, ?, ?, ?)",
+                    (who, _iso(at), self.FAILED_UNLOCK,
+                     "wrong therapist passcode (the attempt itself is not recorded)"),
+                )
+        return ok
+
 
     def audit_log(self) -> list[AuditEntry]:
         """Every audit entry, oldest first."""

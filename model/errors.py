@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AccessError",
+    "BackOffError",
     "CalibrationError",
     "CaseImportError",
     "EvidenceError",
@@ -88,22 +89,33 @@ class CalibrationError(InputError):
 
 
 class CaseImportError(InputError):
-    """A cases file that cannot be imported; ``problems`` name the row and column, ``hint``
-    (optional) says what the user can do, e.g. import only the valid rows."""
+    """A cases file that cannot be imported; ``problems`` name the row and column.
+
+    ``problems`` may hold only the first of many (a reader stops keeping them after a
+    limit); ``total`` counts them all. The message lists the first ``limit`` (:attr:`shown`)
+    and counts the rest; ``hint`` (optional) says what the user can do, e.g. import only the
+    valid rows.
+    """
 
     limit = 20
 
-    def __init__(self, problems: Sequence[str], hint: str = "") -> None:
+    def __init__(self, problems: Sequence[str], total: int | None = None,
+                 hint: str = "") -> None:
         self.problems = list(problems)
+        self.total = max(total or 0, len(self.problems))
         self.hint = hint
-        shown = self.problems[: self.limit]
-        lines = [f"{len(self.problems)} problem(s) in the cases file; nothing was imported:"]
-        lines += [f"  - {p}" for p in shown]
-        if len(self.problems) > len(shown):
-            lines.append(f"  ... and {len(self.problems) - len(shown)} more")
+        lines = [f"{self.total} problem(s) in the cases file; nothing was imported:"]
+        lines += [f"  - {p}" for p in self.shown]
+        if self.total > len(self.shown):
+            lines.append(f"  ... and {self.total - len(self.shown)} more")
         if hint:
             lines.append(hint)
         super().__init__("\n".join(lines))
+
+    @property
+    def shown(self) -> list[str]:
+        """The problems a message lists (the first :attr:`limit`)."""
+        return self.problems[: self.limit]
 
 
 class NotFoundError(InputError, LookupError):
@@ -125,6 +137,19 @@ class RefusedError(KnowpainError):
 
 class AccessError(KnowpainError, PermissionError):
     """A therapist action was refused: no passcode configured, none given, or a wrong one."""
+
+
+class BackOffError(AccessError):
+    """Too many wrong passcodes lately: no passcode is checked for ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = float(retry_after)
+        wait = max(1, round(self.retry_after))
+        when = f"{wait} s" if wait < 120 else f"{(wait + 59) // 60} min"
+        super().__init__(
+            f"too many wrong passcodes: try again in {when} (the passcode was not checked; "
+            "each further wrong passcode doubles the wait)"
+        )
 
 
 class StoreError(KnowpainError):

@@ -13,8 +13,8 @@ from calibration.loader import load_calibration
 from model.analysis import decide, explain, uncertainty
 from model.analysis.network import CalibratedNetwork
 from model.analysis.triage import check_flags, screen
-from model.errors import EvidenceError, ImpossibleEvidenceError
-from model.inference.evidence import EvidenceInput, check_state, likelihoods
+from model.errors import EvidenceError, ImpossibleEvidenceError, UsageError, quote
+from model.inference.evidence import EvidenceInput, check_batch_frame, check_state, likelihoods
 from model.inference.evidence import normalise as normalise_evidence
 from model.results import Diagnosis, Posterior, SensitivityItem, Triage
 from model.text.verbal import describe
@@ -38,6 +38,15 @@ class Model(CalibratedNetwork):
         return build_network(self.variables, self.parents, self.cpts)
 
     # ---- helpers ---------------------------------------------------------------------------
+    def _target(self, target: object, argument: str = "target") -> tuple[str, str]:
+        """``"node=state"`` split and checked (a UsageError names the argument if malformed)."""
+        if not isinstance(target, str) or "=" not in target:
+            raise UsageError(f"{argument} must be text written node=state, e.g. "
+                             f"'stabilizer_overload=yes', not {quote(target)}")
+        node, _, state = target.partition("=")
+        check_state(node, state, self.variables)
+        return node, state
+
     def _evidence(self, evidence: EvidenceInput | None) -> tuple[dict, dict]:
         hard, soft = normalise_evidence(evidence, self.variables)
         return hard, likelihoods(hard, soft, self.variables)
@@ -65,8 +74,7 @@ class Model(CalibratedNetwork):
 
     def probability(self, target: str, evidence: EvidenceInput | None = None) -> float:
         """P(node=state | evidence) for a target written ``"node=state"``."""
-        node, _, state = target.partition("=")
-        check_state(node, state, self.variables)
+        node, state = self._target(target)
         hard, lik = self._evidence(evidence)
         if node in hard:
             return float(hard[node] == state)
@@ -138,9 +146,13 @@ class Model(CalibratedNetwork):
         delta: float = 0.05,
         top: int | None = 15,
     ) -> list[SensitivityItem]:
-        """Parameters that move P(target | evidence) most under a ±``delta`` shift."""
-        node, _, state = target.partition("=")
-        check_state(node, state, self.variables)
+        """Parameters that move P(target | evidence) most under a ±``delta`` shift.
+
+        ``delta`` is a number in (0, 0.5]; ``top`` a whole number >= 1, or None for all.
+        """
+        node, state = self._target(target)
+        _check_delta(delta)
+        _check_top(top)
         _, lik = self._evidence(evidence)
         return uncertainty.sensitivity(self, (node, state), lik, delta, top)
 
@@ -151,6 +163,7 @@ class Model(CalibratedNetwork):
         """
         import pandas as pd
 
+        df = check_batch_frame(df, self.variables)  # argument checks (see evidence.py)
         size = len(df)
         ev: dict[str, np.ndarray] = {}
         for col in df.columns:
@@ -188,6 +201,21 @@ class Model(CalibratedNetwork):
             for i, s in enumerate(self.variables[n])
         }
         return pd.DataFrame(data, index=df.index)
+
+
+def _check_delta(delta: object) -> None:
+    if (isinstance(delta, bool) or not isinstance(delta, (int, float))
+            or not 0 < delta <= 0.5):
+        raise UsageError(f"sensitivity(delta=...): delta must be a number in (0, 0.5], the "
+                         f"shift of each probability; got {quote(delta)}")
+
+
+def _check_top(top: object) -> None:
+    if top is None:
+        return
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise UsageError(f"sensitivity(top=...): top must be a whole number >= 1, or None for "
+                         f"every parameter; got {quote(top)}")
 
 
 def load_model(path: str | Path | None = None, backend: str = "compiled") -> Model:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from calibration.schema import Calibration
-from model.errors import EvidenceError
+from model.errors import EvidenceError, quote
+from model.inference.evidence import is_unknown
 from model.results import Triage
 
 _RANK = {"none": 0, "amber": 1, "red": 2}
@@ -21,10 +22,13 @@ def check_flags(flags: Mapping[str, object] | None, calibration: Calibration) ->
     for fid, value in (flags or {}).items():
         if fid not in known:
             raise EvidenceError(
-                f"unknown warning-sign id {fid!r}; valid ids are: {', '.join(sorted(known))}"
+                f"unknown warning-sign id {quote(fid)}; valid ids are: {', '.join(sorted(known))}"
             )
+        if is_unknown(value):  # None / NaN / pd.NA: not answered, like an unticked box
+            continue
         if not isinstance(value, bool):
-            raise EvidenceError(f"warning sign {fid!r} must be answered True or False")
+            raise EvidenceError(f"warning sign {fid!r} must be answered True or False (or None "
+                                f"for not answered), not {quote(value, 40)}")
         out[fid] = value
     return out
 

@@ -196,4 +196,4 @@ def grant(args: argparse.Namespace, conf: Settings) -> Grant:
             f"--passcode-file FILE, in the environment variable {PASSCODE_ENV}, or run the "
             "command in a terminal to be asked for it"
         )
-    return unlock(conf, given)
+    return unlock(conf, given, source="command line")

@@ -3,8 +3,8 @@
 Both the app and the command line go through :class:`Clinic`; nothing else writes to the
 store. The policy lives here, once:
 
-* **who may write** — a :class:`Grant` from :func:`unlock` (the therapist passcode); reading
-  needs none;
+* **who may write** — a :class:`Grant` from :func:`unlock` (the therapist passcode, with a
+  back-off against guessing; wrong passcodes are in the audit log); reading needs none;
 * **what may be saved** — :func:`model.service.policy.review` (valid, behaviour checks hold,
   red-flag screen not weakened); a refusal is a :class:`~model.errors.RefusedError` naming
   every reason;
@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,7 @@ from calibration.store import (
     active_version_if_any,
 )
 from model.errors import AccessError, CaseImportError, NotFoundError, RefusedError, UsageError
-from model.service.access import check_passcode
+from model.service.access import WINDOW, check_passcode, passcode_matches, require_no_backoff
 from model.service.policy import Review, review, self_contained, shipped_default
 from model.service.settings import Settings
 
@@ -88,17 +89,62 @@ def _fingerprint(passcode: str) -> str:
     return hashlib.sha256(b"knowpain-therapist:" + passcode.encode("utf-8")).hexdigest()
 
 
-def unlock(settings: Settings, given: str | None) -> Grant:
-    """A :class:`Grant` when ``given`` is the configured passcode; :class:`AccessError` if not."""
-    check_passcode(given, settings.passcode)
-    assert settings.passcode is not None  # check_passcode refuses a locked configuration
-    return Grant(_fingerprint(settings.passcode))
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def unlock(
+    settings: Settings,
+    given: str | None,
+    *,
+    source: str = "command line",
+    session_failures: Sequence[datetime] = (),
+    clock: Callable[[], datetime] = _utc_now,
+) -> Grant:
+    """A :class:`Grant` when ``given`` is the configured passcode; :class:`AccessError` if not.
+
+    Guessing is slowed by a back-off (:func:`model.service.access.retry_after`) applied to
+    this session's earlier wrong passcodes (``session_failures``: the app keeps them per
+    browser session; the command line is one attempt per process) and to the store's: every
+    wrong passcode is recorded in the store's audit log as ``who=source`` (never the passcode
+    itself), and while the back-off says wait, :class:`~model.errors.BackOffError` is raised
+    without checking the passcode at all. The check and the record are one store
+    transaction, so parallel guesses are counted too. ``clock`` is injectable for tests.
+    """
+    expected = settings.passcode
+    if expected is None or not expected.strip() or not given:
+        check_passcode(given, expected)  # locked, or nothing given: not a guess
+    assert expected is not None and given is not None
+    now = clock()
+    require_no_backoff(session_failures, now)
+
+    def attempt(store_failures: list[datetime]) -> bool:
+        require_no_backoff(store_failures, now)
+        return passcode_matches(given, expected)
+
+    with Store(settings.store_path) as store:
+        ok = store.unlock_attempt(attempt, since=now - WINDOW, who=source, at=now)
+    if not ok:
+        raise AccessError("wrong passcode")
+    return Grant(_fingerprint(expected))
 
 
 def grant_is_valid(grant: Grant | None, settings: Settings) -> bool:
     """True while ``grant`` matches the passcode configured now (changing it locks all)."""
     return (grant is not None and settings.passcode is not None
             and grant.fingerprint == _fingerprint(settings.passcode))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _plain_text(value: str, what: str) -> None:
+    """Refuse control characters (they would rewrite a terminal showing the audit log or the
+    version list) in text recorded in the store."""
+    found = _CONTROL.search(value or "")
+    if found:
+        raise UsageError(f"{what} contains a control character (U+{ord(found.group()):04X}); "
+                         "use plain text")
 
 
 # ---- what lifters see -------------------------------------------------------------------------
@@ -169,6 +215,12 @@ class ImportPlan:
     @property
     def problems(self) -> list[str]:
         return [p for b in self.broken for p in b.problems]
+
+    @property
+    def problem_total(self) -> int:
+        """Every problem counted (a file keeps only the first ones' messages)."""
+        return (max(self.file.problem_total, len(self.file.problems))
+                + sum(len(c.problems) for c in self.conflicts))
 
     def known_summary(self) -> list[str]:
         """Where the already-stored rows came from: one line per earlier import."""
@@ -328,6 +380,7 @@ class Clinic:
         if not name:
             raise UsageError("say who is acting: a name is recorded with every change "
                              "(--who NAME, or 'Your name' in the app)")
+        _plain_text(name, "the name of who is acting")
         return name
 
     def save(self, candidate: Calibration | str, who: str, note: str = "", *,
@@ -339,6 +392,7 @@ class Clinic:
         when the candidate is invalid, fails a behaviour check or weakens the red-flag screen.
         """
         name = self._require(who)
+        _plain_text(note, "the note")
         verdict = self.review(candidate, source=source)
         if not verdict.ok:
             raise RefusedError(f"{source} was not saved; nothing was stored", verdict.reasons)

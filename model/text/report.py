@@ -3,12 +3,13 @@
 Everything here is generic over the calibration (labels, questions and messages come from it)
 and free of Streamlit, so the app, the command line and tests can share the same words:
 
-* :func:`parse_link` / :func:`link_params` — answers to and from URL query parameters, with a
-  plain-language notice for every part of a link that had to be ignored;
+* :func:`parse_link` / :func:`link_params` — answers to and from URL query parameters; what
+  a link held that had to be ignored is counted in one bounded notice, never repeated;
 * small phrase builders (:func:`percent`, :func:`interval_text`, :func:`push_phrase`,
   :func:`gain_word`, :func:`what_if`) — every number comes with words;
 * :func:`build_report` — a Markdown summary of answers, results, fixes and the disclaimer.
-  When a red flag fired the report, like the app, shows no cause percentages.
+  When a red flag fired the report, like the app, shows no cause percentages. Text that is
+  not the project's own is escaped (:mod:`model.text.safe`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from calibration.limits import LINK_MAX_CHARS, LINK_MAX_VALUES
+from model.text.safe import code_span, plain, plain_join
 from model.text.verbal import describe, word_for
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ __all__ = [
     "gain_word",
     "interval_text",
     "link_params",
+    "link_size",
     "parse_link",
     "percent",
     "push_phrase",
@@ -64,28 +68,68 @@ class LinkAnswers:
     none_apply: bool = False
 
 
-def _values(value: str | Sequence[str]) -> list[str]:
+def _values(value: object) -> list[str]:
     if isinstance(value, str):
         return [value]
-    return [str(v) for v in value]
+    if isinstance(value, Iterable):
+        return [v if isinstance(v, str) else str(v) for v in value]
+    return [str(value)]
 
 
-def parse_link(
-    params: Mapping[str, str | Sequence[str]], calibration: Calibration
-) -> LinkAnswers:
+def _titles(titles: Sequence[str], limit: int = 5) -> str:
+    """``"A, B and C"``; beyond ``limit`` the rest are counted (calibration titles only)."""
+    shown = list(titles[:limit])
+    if len(titles) > limit:
+        return f"{', '.join(shown)} and {len(titles) - limit} more"
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def link_size(params: Mapping[str, object]) -> tuple[int, int]:
+    """Characters in all keys and values, and the number of answers (values plus the items of
+    the flags list), counted without splitting anything larger than the limits."""
+    chars = answers = 0
+    for key, raw in params.items():
+        values = _values(raw)
+        chars += len(str(key)) + sum(len(v) for v in values)
+        answers += len(values)
+        if key == FLAGS_PARAM and chars <= LINK_MAX_CHARS:
+            answers += sum(v.count(",") for v in values)
+        if chars > LINK_MAX_CHARS or answers > LINK_MAX_VALUES:
+            break
+    return chars, answers
+
+
+def parse_link(params: Mapping[str, object], calibration: Calibration) -> LinkAnswers:
     """Read answers from query parameters ``node=state`` and ``flags=id,id``.
 
-    Unknown nodes, unknown states, unknown warning-sign ids and questions that cannot be
-    answered (latent nodes) are ignored, each with one plain-language notice. A repeated key
-    keeps its last value. Values in :data:`UNANSWERED_VALUES` mean "not sure" and are dropped
-    without a notice.
+    A link may come from anyone, so nothing in it is ever repeated back: what had to be
+    ignored is *counted*, in one bounded notice (questions the app does not ask, answers that
+    are not possible, questions the model works out itself, unknown warning signs); the only
+    names it uses are the calibration's own question titles (at most five, then a count). A link
+    over :data:`~calibration.limits.LINK_MAX_CHARS` characters or
+    :data:`~calibration.limits.LINK_MAX_VALUES` answers is ignored as a whole, with one
+    notice. A repeated key keeps its last value. Values in :data:`UNANSWERED_VALUES` mean
+    "not sure" and are dropped without a notice.
     """
+    chars, answers = link_size(params)
+    if chars > LINK_MAX_CHARS or answers > LINK_MAX_VALUES:
+        return LinkAnswers(evidence={}, flags=frozenset(), notices=(
+            f"The link was too long (the limit is {LINK_MAX_CHARS:,} characters and "
+            f"{LINK_MAX_VALUES} answers), so none of it was used. Please answer the questions "
+            "and check the warning signs yourself.",
+        ))
     nodes = calibration.nodes
     flag_ids = {f.id for f in calibration.red_flags}
     evidence: dict[str, str] = {}
     flags: set[str] = set()
-    notices: list[str] = []
     none_apply = False
+    unknown_keys = unknown_flags = 0
+    bad_answer: dict[str, None] = {}
+    latent: dict[str, None] = {}
     for key, raw in params.items():
         values = _values(raw)
         if key == NONE_APPLY_PARAM:
@@ -98,31 +142,40 @@ def parse_link(
                 if item in flag_ids:
                     flags.add(item)
                 else:
-                    notices.append(
-                        f"The link named a warning sign '{item}' that this app does not know; "
-                        "it was ignored. Please check the warning signs yourself."
-                    )
+                    unknown_flags += 1
             continue
-        node = nodes.get(key)
+        node = nodes.get(key) if isinstance(key, str) else None
         if node is None:
-            notices.append(f"The link contained '{key}', which is not one of the questions; "
-                           "it was ignored.")
+            unknown_keys += 1
             continue
         if not node.observable:
-            notices.append(f"'{node.title}' cannot be answered directly (the model works it "
-                           "out), so that part of the link was ignored.")
+            latent[node.title] = None
             continue
         state = values[-1].strip() if values else ""
         if state in UNANSWERED_VALUES and state not in node.states:
             continue
         if state not in node.states:
-            valid = ", ".join(node.state_label(s) for s in node.states)
-            notices.append(
-                f"'{state}' is not an answer to '{node.title}' (possible answers: {valid}); "
-                "that question was left at 'not sure'."
-            )
+            bad_answer[node.title] = None
             continue
         evidence[key] = state
+    parts: list[str] = []
+    if unknown_keys:
+        parts.append(f"{_plural(unknown_keys, 'question', 'questions')} this app does not ask")
+    if bad_answer:
+        many = len(bad_answer) > 1
+        parts.append(f"{'answers' if many else 'an answer'} to {_titles(list(bad_answer))} that "
+                     f"{'are not possible answers' if many else 'is not a possible answer'} "
+                     "(left at 'not sure')")
+    if latent:
+        parts.append(f"{_titles(list(latent))}, which the model works out itself")
+    if unknown_flags:
+        parts.append(f"{_plural(unknown_flags, 'warning sign', 'warning signs')} this app does "
+                     "not know (please check the warning signs yourself)")
+    total = unknown_keys + len(bad_answer) + len(latent) + unknown_flags
+    notices = [
+        f"{_plural(total, 'part', 'parts')} of the link could not be used and "
+        f"{'was' if total == 1 else 'were'} ignored: {'; '.join(parts)}."
+    ] if parts else []
     return LinkAnswers(evidence=evidence, flags=frozenset(flags), notices=tuple(notices),
                        none_apply=none_apply)
 
@@ -281,30 +334,30 @@ def _plan_section(calibration: Calibration, d: Diagnosis) -> list[str]:
     """What to do: the forecast, the advice, the fixes (minor ones listed apart)."""
     lines = ["## What to do", ""]
     if d.forecast is not None:
-        lines += [forecast_text(d.forecast, calibration) + ".", ""]
+        lines += [plain(forecast_text(d.forecast, calibration)) + ".", ""]
     for a in d.advice:
-        lines += [f"**{a.title}.** {a.text}", ""]
+        lines += [f"**{plain(a.title)}.** {plain(a.text)}", ""]
     main = [f for f in d.fixes if not f.minor]
     minor = [f for f in d.fixes if f.minor]
     if main:
         lines += ["### What to change, most helpful first", ""]
     for i, f in enumerate(main, start=1):
-        lines += [f"#### {i}. {f.title} ({effect_word(f.effect)})", "",
-                  f"Fixing this: {what_if(f, calibration)}.", ""]
+        lines += [f"#### {i}. {plain(f.title)} ({effect_word(f.effect)})", "",
+                  f"Fixing this: {plain(what_if(f, calibration))}.", ""]
         if f.cues:
-            lines += ["Cues: " + "; ".join(f.cues) + ".", ""]
+            lines += ["Cues: " + plain_join(f.cues, "; ") + ".", ""]
         if f.drills:
             lines.append("Drills:")
-            lines += [f"- {x}" for x in f.drills]
+            lines += [f"- {plain(x)}" for x in f.drills]
             lines.append("")
         if f.advice:
-            lines += [f.advice, ""]
+            lines += [plain(f.advice), ""]
         if f.source:
-            lines += [f"_Source: {f.source}_", ""]
+            lines += [f"_Source: {plain(f.source)}_", ""]
     if minor:
         lines += [f"Minor changes (each under {round(100 * calibration.fix_policy.min_effect)} "
                   "points at the next session): "
-                  + "; ".join(f"{f.title} ({points(f)})" for f in minor) + ".", ""]
+                  + "; ".join(f"{plain(f.title)} ({points(f)})" for f in minor) + ".", ""]
     if not (d.forecast or d.advice or d.fixes):
         lines += ["Nothing to change on this evidence.", ""]
     return lines
@@ -325,12 +378,12 @@ def _answers_section(calibration: Calibration, evidence: Mapping[str, str]) -> l
         lines.append("")
         for n in rows:
             node = calibration.nodes[n]
-            lines.append(f"- {node.title}: {node.state_label(evidence[n])}")
+            lines.append(f"- {plain(node.title)}: {plain(node.state_label(evidence[n]))}")
         lines.append("")
     others = [n for n in answered if calibration.nodes[n].role not in _ROLE_TITLES]
     for n in others:
         node = calibration.nodes[n]
-        lines.append(f"- {node.title}: {node.state_label(evidence[n])}")
+        lines.append(f"- {plain(node.title)}: {plain(node.state_label(evidence[n]))}")
     unanswered = sum(1 for n, node in calibration.nodes.items()
                      if node.observable and n not in evidence)
     if unanswered:
@@ -345,7 +398,7 @@ def _flags_section(calibration: Calibration, flags: Iterable[str], unanswered: S
     fired = [f for f in calibration.red_flags if f.id in ticked]
     kinds = {"red": "urgent", "amber": "get checked", "context": "noted"}
     for f in fired:
-        lines.append(f"- ({kinds.get(f.level, f.level)}) {f.question}")
+        lines.append(f"- ({kinds.get(f.level, f.level)}) {plain(f.question)}")
     if unanswered:
         lines.append(f"- {len(unanswered)} of {len(calibration.red_flags)} warning-sign "
                      "questions were not answered.")
@@ -366,17 +419,21 @@ def build_report(
 ) -> str:
     """A Markdown summary of the answers, the triage, the results, the fixes and the disclaimer.
 
-    ``flags`` are the ids of the ticked warning signs. With a red triage level the cause
-    estimates, questions and fixes are left out and the routing message is given instead.
+    Every piece of text that is not the project's own — the calibration's labels, questions,
+    messages and fixes, the notices about the link, the link itself — is escaped
+    (:mod:`model.text.safe`), so a reader that renders the Markdown shows it as written and
+    never as a link, an image or HTML. ``flags`` are the ids of the ticked warning signs.
+    With a red triage level the cause estimates, questions and fixes are left out and the
+    routing message is given instead.
     """
     d = diagnosis
     nodes = calibration.nodes
     lines = [f"# {title}", "", "_Decision support, not a diagnosis._", ""]
     if link:
-        lines += [f"Answers as a link: {link}", ""]
+        lines += [f"Answers as a link: {code_span(link)}", ""]
     if notices:
         lines += ["Parts of the link that were ignored:", ""]
-        lines += [f"- {n}" for n in notices]
+        lines += [f"- {plain(n)}" for n in notices]
         lines.append("")
     lines += _flags_section(calibration, flags, d.triage.unanswered)
     lines += _answers_section(calibration, d.evidence)
@@ -384,8 +441,8 @@ def build_report(
     level = d.triage.level
     if level != "none":
         heading = "Stop: see a clinician" if level == "red" else "Get assessed first"
-        lines += [f"## {heading}", "", d.triage.message, ""]
-        lines += [f"- {r}" for r in d.triage.reasons]
+        lines += [f"## {heading}", "", plain(d.triage.message), ""]
+        lines += [f"- {plain(r)}" for r in d.triage.reasons]
         lines.append("")
     if d.triage.blocks_results:
         lines += [
@@ -405,25 +462,25 @@ def build_report(
             band = f"; {band}" if band else ""
             prior = d.prior_causes.get(c)
             before = f"; before your answers {describe(prior)}" if prior is not None else ""
-            lines.append(f"- **{name}**: {describe(d.causes[c])}{band}{before}")
+            lines.append(f"- **{plain(name)}**: {describe(d.causes[c])}{band}{before}")
         lines.append("")
         if d.best_guess:
-            lines += [d.best_guess, ""]
+            lines += [plain(d.best_guess), ""]
         lines += ["### Why", ""]
         for c in sorted(d.causes, key=lambda c: -d.causes[c]):
             pushes = [x for x in d.explanation.get(c, ()) if abs(x.log_odds) >= MIN_PUSH]
             name = nodes[c].title if c in nodes else c
             if not pushes:
-                lines.append(f"- {name}: no answer moved it noticeably.")
+                lines.append(f"- {plain(name)}: no answer moved it noticeably.")
                 continue
-            lines.append(f"- {name}:")
-            lines += [f"  - {push_phrase(x, calibration)}" for x in pushes[:4]]
+            lines.append(f"- {plain(name)}:")
+            lines += [f"  - {plain(push_phrase(x, calibration))}" for x in pushes[:4]]
         lines.append("")
         if d.next_questions and top_questions:
             lines += ["## Worth asking next", ""]
             for q in d.next_questions[:top_questions]:
-                lines.append(f"- {question_text(q, calibration)} — {gain_word(q.gain)}")
+                lines.append(f"- {plain(question_text(q, calibration))} — {gain_word(q.gain)}")
             lines.append("")
         lines += _plan_section(calibration, d)
-    lines += ["---", "", calibration.messages.disclaimer, ""]
+    lines += ["---", "", plain(calibration.messages.disclaimer), ""]
     return "\n".join(lines)

@@ -18,6 +18,13 @@ if str(ROOT) not in sys.path:  # the pages import app_pages.* like `streamlit ru
     sys.path.insert(0, str(ROOT))
 
 PERCENT = re.compile(r"(<|>)?(\d+)\s?%")
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of Markdown the app escaped (model.text.safe.plain): backslash
+    escapes and invisible word joiners removed."""
+    return _ESCAPED.sub(r"\1", str(markdown)).replace("\u2060", "")
 
 
 def start(query: dict[str, str] | None = None, screened: bool = True) -> AppTest:
@@ -33,7 +40,8 @@ def start(query: dict[str, str] | None = None, screened: bool = True) -> AppTest
 
 
 def texts(at, skip: str | None = None) -> list[str]:
-    """Every piece of prose the page (or a block) shows, not widget labels or options.
+    """Every piece of prose the page (or a block) shows, not widget labels or options, as
+    the reader sees it (escapes removed, see :func:`shown`).
 
     ``skip`` names the key of a block whose prose is left out (e.g. the questions, whose
     captions list the answer options).
@@ -47,8 +55,8 @@ def texts(at, skip: str | None = None) -> list[str]:
     out: list[str] = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "text", "error",
                  "warning", "info", "success", "exception"):
-        out += [str(el.value) for el in getattr(at, kind)]
-    out += [e.label for e in at.expander]
+        out += [shown(el.value) for el in getattr(at, kind)]
+    out += [shown(e.label) for e in at.expander]
     return out
 
 

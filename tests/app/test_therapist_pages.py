@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from apptest_helpers import ROOT, TIMEOUT, assert_ok, texts
+from apptest_helpers import ROOT, TIMEOUT, assert_ok, shown, texts
 from streamlit.proto.Block_pb2 import Block as BlockProto
 from streamlit.testing.v1 import AppTest
 
@@ -225,7 +225,7 @@ def test_a_change_that_breaks_a_behaviour_check_names_it_and_blocks_saving(home)
 def test_invalid_numbers_list_every_problem_and_cannot_be_saved(home):
     at = unlock(page("calibrate"))
     edit_stabilizer(at, "leak|yes", 50.0)  # a leak above parents' numbers
-    problems = " ".join(e.value for e in at.get_by_key("kp_cal_problems").error)
+    problems = " ".join(shown(e.value) for e in at.get_by_key("kp_cal_problems").error)
     assert "'stabilizer_overload'" in problems and "below the leak" in problems
     assert problems.count("below the leak") >= 3
     assert not any(b.key == "kp_cal_save_button" for b in at.button)
@@ -480,7 +480,7 @@ def test_csv_import_error_lists_row_and_column_and_stores_nothing(home):
     block = at.get_by_key("kp_cases_import")
     assert "2 broken row(s)" in block.error[0].value
     assert "nothing is imported unless you ask" in block.error[0].value
-    listed = block.markdown[0].value
+    listed = shown(block.markdown[0].value)
     assert 'row 3, column "training_age"' in listed and "veteran" in listed
     assert 'row 4, column "cause:stabilizer_overload"' in listed and "maybe" in listed
     assert at.button(key="kp_cases_import_button").disabled  # not without asking
@@ -491,7 +491,7 @@ def test_csv_import_error_lists_row_and_column_and_stores_nothing(home):
     assert_ok(at)
     (case,) = stored_cases(home)
     assert case.evidence == {"training_age": "novice", "low_back_soreness": "mild"}
-    message = next(s.value for s in at.success if s.value.startswith("Imported"))
+    message = next(shown(s.value) for s in at.success if shown(s.value).startswith("Imported"))
     assert "Imported 1 case(s)" in message and "2 broken row(s) skipped as asked: rows 3, 4" \
         in message
 
@@ -513,7 +513,7 @@ def test_the_same_file_twice_is_recognised_not_doubled(home):
     assert len(stored_cases(home)) == 40  # identical rows are 40 cases
     upload(at, data, "week1-again.csv")
     assert_ok(at)
-    info = at.get_by_key("kp_cases_import").info[0].value
+    info = shown(at.get_by_key("kp_cases_import").info[0].value)
     assert "week1-again.csv was imported before: import 1 (week1.csv" in info
     assert "40 case(s) stored" in info and "not doubled" in info
     assert not any(b.key == "kp_cases_import_button" for b in at.button)
@@ -525,11 +525,11 @@ def test_rows_whose_case_id_is_stored_are_skipped_with_where_they_came_from(home
     upload(at, b"case_id,training_age\na1,novice\na2,trained\n", "monday.csv")
     at.button(key="kp_cases_import_button").click().run()
     upload(at, b"case_id,training_age\na1,novice\na2,trained\na3,novice\n", "tuesday.csv")
-    captions = " ".join(c.value for c in at.get_by_key("kp_cases_import").caption)
+    captions = " ".join(shown(c.value) for c in at.get_by_key("kp_cases_import").caption)
     assert "2 row(s) already stored (same case_id): 2 from import 1 (monday.csv" in captions
     at.button(key="kp_cases_import_button").click().run()
     assert [c.case_ref for c in stored_cases(home)] == ["a1", "a2", "a3"]
-    message = next(s.value for s in at.success if s.value.startswith("Imported"))
+    message = next(shown(s.value) for s in at.success if shown(s.value).startswith("Imported"))
     assert "Imported 1 case(s)" in message and "2 row(s) were already stored" in message
 
 
@@ -541,10 +541,10 @@ def test_a_valid_csv_import_stores_every_case(home, downloads):
             b"trained,,marked,,mild,Dr Other\n"
             b"first_sessions,no,mild,no,,\n")
     upload(at, good)
-    assert any("3 case(s), all valid" in s.value for s in at.success)
+    assert any("3 case(s), all valid" in shown(s.value) for s in at.success)
     at.button(key="kp_cases_import_button").click().run()
     assert_ok(at)
-    assert any("Imported 3 case(s)" in s.value for s in at.success)
+    assert any("Imported 3 case(s)" in shown(s.value) for s in at.success)
     cases = stored_cases(home)
     assert len(cases) == 3
     assert cases[0].evidence == {"training_age": "novice", "bracing_loss": "often",
@@ -567,7 +567,7 @@ def test_the_open_tab_survives_an_import_and_the_next_interaction(home):
     at.run()
     upload(at, b"training_age,low_back_soreness\nnovice,mild\n")
     at.button(key="kp_cases_import_button").click().run()
-    assert any("Imported 1 case(s)" in s.value for s in at.success)
+    assert any("Imported 1 case(s)" in shown(s.value) for s in at.success)
     assert open_tab(at) == "Import and export"
     at.text_input(key=therapist.NAME_WIDGET).input("Dr Other").run()  # the flash goes
     assert not flashed(at) and open_tab(at) == "Import and export"
@@ -606,7 +606,7 @@ def test_refit_preview_shows_convergence_moves_checks_and_held_out_metrics(home)
     assert at.get_by_key("kp_cases_metrics").get("vega_lite_chart"), "reliability plot"
     for scenario in CAL.scenarios:
         table = preview(at, scenario.id, key="kp_cases_preview")
-        assert list(table.index) == [CAL.nodes[c].title for c in CAL.causes]
+        assert [shown(i) for i in table.index] == [CAL.nodes[c].title for c in CAL.causes]
         assert all(ANCHOR.search(v) for v in (*table["before"], *table["after"]))
 
 
@@ -715,7 +715,7 @@ def test_case_capture_draws_nothing_while_locked(home):
 
 def test_case_capture_saves_the_case_with_adjudication_and_outcome(home):
     at = unlock(AppTest.from_function(capture_script, default_timeout=TIMEOUT), name=None)
-    assert [r.label for r in at.radio] == [
+    assert [shown(r.label) for r in at.radio] == [
         f"After assessment — {CAL.nodes[c].title}?" for c in CAL.causes]
     at.radio(key="kp_cc_cause_stabilizer_overload").set_value("yes")
     at.radio(key="kp_cc_cause_other_cause").set_value("no")
@@ -785,3 +785,25 @@ def test_assess_follows_the_active_version_and_rollback(home):
     with Store(store_file(home)) as store:
         store.rollback(who=NAME)
     assert shown_prior() == old_prior
+
+
+# ---- the gate slows guessing down ---------------------------------------------------------------
+def test_wrong_passcodes_back_off_and_are_audited(home):
+    from datetime import UTC, datetime
+
+    from model.service.access import FREE_TRIES
+
+    at = page("calibrate")
+    for _ in range(2):
+        at = unlock(at, passcode="wrong guess", name=None)
+        assert any("wrong passcode" in shown(e.value).lower() for e in at.error)
+    assert len(at.session_state[therapist.FAILURES]) == 2
+    with Store(store_file(home)) as store:
+        failed = [e for e in store.audit_log() if e.action == "unlock_failed"]
+    assert [e.who for e in failed] == ["app", "app"]
+    assert "wrong guess" not in repr(failed)
+    # this session has failed many times just now: even the right passcode must wait
+    at.session_state[therapist.FAILURES] = [datetime.now(UTC)] * (FREE_TRIES + 5)
+    at = unlock(at, name=None)
+    assert any("too many wrong passcodes" in shown(e.value).lower() for e in at.error)
+    assert therapist.UNLOCKED not in at.session_state

@@ -300,7 +300,7 @@ def test_size_limit_on_a_path_uses_the_file_size(tmp_path: Path) -> None:
     path.write_text("load\n" + "large\n" * 40, encoding="utf-8")
     with pytest.raises(CaseImportError, match="the limit is 64 bytes"):
         read_cases_csv(path, VARS, CAUSES, max_bytes=64)
-    assert DEFAULT_MAX_BYTES == 64 * 1024 * 1024
+    assert DEFAULT_MAX_BYTES == 32 * 1024 * 1024
 
 
 def test_binary_uploads_are_rejected_as_text() -> None:

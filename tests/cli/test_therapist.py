@@ -358,7 +358,11 @@ def test_wrong_passcode_is_refused(
     captured = capsys.readouterr()
     assert captured.err.strip() == "knowpain: error: wrong passcode"
     assert SECRET not in captured.out + captured.err
-    assert not (tmp_path / "store.sqlite").exists()  # refused before the store is opened
+    with Store(tmp_path / "store.sqlite") as store:  # the wrong passcode is in the audit log
+        assert store.list_versions() == []  # and nothing else was written
+        entries = store.audit_log()
+    assert [(e.who, e.action) for e in entries] == [("command line", "unlock_failed")]
+    assert given not in repr(entries) and SECRET not in repr(entries)
 
 
 def test_passcode_is_prompted_for_on_a_terminal(

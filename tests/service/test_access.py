@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from pathlib import Path
 
@@ -142,8 +143,9 @@ def test_empty_passcode_is_refused(given: str | None) -> None:
 
 
 def test_the_comparison_goes_through_compare_digest(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bytes compared are the given and the expected passcode, in constant time: a
-    plain ``==`` (or comparing anything else) fails this test."""
+    """The bytes compared are SHA-256 digests of the given and the expected passcode (fixed
+    length, so not even the length leaks), in constant time: a plain ``==`` (or comparing
+    anything else) fails this test."""
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
@@ -155,7 +157,14 @@ def test_the_comparison_goes_through_compare_digest(monkeypatch: pytest.MonkeyPa
     check_passcode("secret", "secret")
     with pytest.raises(AccessError):
         check_passcode("secreT", "secret")
-    assert calls == [(b"secret", b"secret"), (b"secreT", b"secret")]
+    with pytest.raises(AccessError):
+        check_passcode("a much longer guess", "secret")
+
+    def digest(text: str) -> bytes:
+        return hashlib.sha256(text.encode()).digest()
+
+    assert calls == [(digest("secret"), digest("secret")), (digest("secreT"), digest("secret")),
+                     (digest("a much longer guess"), digest("secret"))]
 
 
 def test_a_grant_lasts_while_the_passcode_stays_the_same() -> None:

@@ -8,6 +8,7 @@ the Calibrate editor and pool, the Cases refit, ``knowpain calibration save`` an
 from __future__ import annotations
 
 import io
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,14 @@ from model.service import refit as refit_module
 from model.service.clinic import Clinic, unlock
 from model.service.policy import review, self_contained, shipped_default
 from model.service.settings import PASSCODE_ENV, load_settings
+from model.text.safe import WORD_JOINER
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of text the app escaped (see tests/app/apptest_helpers.shown)."""
+    return _ESCAPED.sub(r"\1", markdown).replace(WORD_JOINER, "")
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSCODE = "door-test"
@@ -151,7 +160,7 @@ def test_app_editor_door(home: Path) -> None:
     draft = weakened().with_node(replace(node, rationale=node.rationale + " (edited)"))
     at.session_state["kp_cal_draft"] = {"base_id": 1, "calibration": draft}
     at.run()
-    panel = " ".join(e.value for e in at.get_by_key("kp_cal_checks").error)
+    panel = " ".join(shown(e.value) for e in at.get_by_key("kp_cal_checks").error)
     assert REASON in panel
     save = at.button(key="kp_cal_save_button")
     assert save.disabled  # a browser cannot click it; the service refuses it anyway (above)
@@ -164,7 +173,7 @@ def test_app_pool_door(home: Path) -> None:
         store.add_version(to_toml(weakened()), author="outside", note="weak")  # not via policy
     at = unlocked("calibrate")
     at.multiselect(key="kp_cal_pool").set_value([2, 1]).run()
-    assert any(REASON in e.value for e in at.error), [e.value for e in at.error]
+    assert any(REASON in shown(e.value) for e in at.error), [e.value for e in at.error]
     save = at.button(key="kp_cal_pool_save")
     assert save.disabled
     assert stored(home) == [1, 2]
@@ -186,7 +195,7 @@ def test_app_cases_refit_door(home: Path, monkeypatch: pytest.MonkeyPatch) -> No
     at = unlocked("cases")
     at.radio(key="kp_cases_method").set_value("dirichlet").run()
     at.button(key="kp_cases_refit_button").click().run()
-    panel = " ".join(e.value for e in at.get_by_key("kp_cases_checks").error)
+    panel = " ".join(shown(e.value) for e in at.get_by_key("kp_cases_checks").error)
     assert REASON in panel
     save = at.button(key="kp_cases_save_button")
     assert save.disabled

@@ -7,6 +7,7 @@ import pytest
 import model
 from model.results import Interval
 from model.text import report
+from model.text.safe import plain
 
 M = model.load_model()
 CAL = M.calibration
@@ -23,7 +24,7 @@ def test_link_round_trip():
     assert back.notices == ()
 
 
-def test_bad_link_parts_are_ignored_with_one_notice_each():
+def test_bad_link_parts_are_counted_never_repeated():
     parsed = report.parse_link(
         {"training_age": "expert", "nope": "1", "onset": ["same_day", "during_lift"],
          "flags": ["fever_or_unwell,,bogus"], "max_attempt": "not_sure"},
@@ -31,8 +32,12 @@ def test_bad_link_parts_are_ignored_with_one_notice_each():
     )
     assert parsed.evidence == {"onset": "during_lift"}  # last value of a repeated key wins
     assert parsed.flags == {"fever_or_unwell"}
-    assert len(parsed.notices) == 3
-    assert any("First few sessions" in n for n in parsed.notices)  # lists valid answers
+    assert len(parsed.notices) == 1  # one bounded notice: three parts counted
+    assert parsed.notices[0].startswith("3 parts of the link could not be used")
+    text = " ".join(parsed.notices)
+    assert "Training age" in text  # the calibration's own title names the question
+    for echoed in ("expert", "nope", "bogus"):
+        assert echoed not in text
 
 
 def test_percent_and_interval_words():
@@ -60,10 +65,10 @@ def test_report_is_plain_markdown_with_every_section():
                     "## Likely explanations", "### Why", "## Worth asking next",
                     "## What to do", "### What to change, most helpful first"):
         assert heading in text
-    assert d.best_guess in text and "Next session, if nothing changes" in text
+    assert plain(d.best_guess) in text and "Next session, if nothing changes" in text
     assert "None of the warning signs apply" in text
     assert "bits" not in text  # plain words for lifters
-    assert text.rstrip().endswith(CAL.messages.disclaimer.rstrip())
+    assert text.rstrip().endswith(plain(CAL.messages.disclaimer).rstrip())
 
 
 def test_report_without_answered_warning_signs_has_no_estimates():

@@ -1,0 +1,86 @@
+"""Every size limit on input from outside the project, stated once.
+
+Calibration files, case exports and shared links come from other people's machines, so each
+reader checks these limits *before* it allocates anything in proportion to the input: a file
+is read at most ``limit + 1`` bytes, a table's columns are counted (a product of parent
+cardinalities) before any column is enumerated, a CSV is read record by record and given up
+on at the first record over a limit. Each limit that is reached gives a clear
+:class:`~model.errors.KnowpainError` naming the limit, never a ``MemoryError`` or a traceback.
+
+The same numbers are listed in ``SECURITY.md`` and ``calibration/FORMAT.md``; a test checks
+that those documents quote them.
+"""
+
+from __future__ import annotations
+
+from model.errors import CalibrationError, CaseImportError
+
+__all__ = [
+    "CALIBRATION_PROBLEMS_SHOWN",
+    "CASE_PROBLEMS_KEPT",
+    "CASE_PROBLEMS_SHOWN",
+    "LINK_MAX_CHARS",
+    "LINK_MAX_VALUES",
+    "MAX_CALIBRATION_BYTES",
+    "MAX_CASE_BYTES",
+    "MAX_CASE_COLUMNS",
+    "MAX_CASE_ROWS",
+    "MAX_CLIQUE_ENTRIES",
+    "MAX_NESTING",
+    "MAX_NODES",
+    "MAX_PARENTS",
+    "MAX_STATES",
+    "MAX_TABLE_COLUMNS",
+    "MAX_TABLE_ENTRIES",
+    "PROBABILITY_FLOOR",
+    "SOFT_EVIDENCE_FLOOR",
+]
+
+# ---- calibration files (calibration.loader) --------------------------------------------------
+#: Largest calibration file or companion file read, in bytes (the shipped default is ~30 KB).
+MAX_CALIBRATION_BYTES = 4 * 1024 * 1024
+#: Deepest nesting of tables and arrays in a calibration file (the format needs about 6).
+MAX_NESTING = 32
+#: Most nodes in one network.
+MAX_NODES = 500
+#: Most states of one node.
+MAX_STATES = 100
+#: Most parents of one node (any parameterisation).
+MAX_PARENTS = 12
+#: Most columns (parent configurations: the product of the parents' state counts) of a node.
+MAX_TABLE_COLUMNS = 65_536
+#: Most numbers in one node's full table (columns times states).
+MAX_TABLE_ENTRIES = 1_048_576
+#: Most numbers in the largest table exact inference must build: a clique of the network's
+#: moral graph after triangulation (estimated with the min-degree heuristic), where all
+#: hidden nodes (roles latent and cause) share one clique because their joint posterior is
+#: computed for the most probable explanation. Each such table is held once per query row.
+MAX_CLIQUE_ENTRIES = 4_194_304
+#: Smallest non-zero probability accepted in a calibration; an exact 0 is allowed (with a
+#: warning). Anything between would be numerically indistinguishable from zero after a few
+#: products, so it is refused instead of silently turning into 0 or 0.5.
+PROBABILITY_FLOOR = 1e-12
+#: Problems listed in a calibration error message (the rest are counted).
+CALIBRATION_PROBLEMS_SHOWN = CalibrationError.limit
+
+# ---- soft evidence (model.inference.evidence) ------------------------------------------------
+#: Smallest non-zero likelihood weight, relative to the largest weight of the same node.
+SOFT_EVIDENCE_FLOOR = 1e-12
+
+# ---- cases CSV (calibration.cases) -----------------------------------------------------------
+#: Largest cases file, in bytes (32 MB: a clinic export of 250,000 cases is about 24 MB).
+MAX_CASE_BYTES = 32 * 1024 * 1024
+#: Most data rows (cases) in one file.
+MAX_CASE_ROWS = 250_000
+#: Most fields in any row of a cases file (header included).
+MAX_CASE_COLUMNS = 1_000
+#: Problems kept in memory for one file (the rest are only counted).
+CASE_PROBLEMS_KEPT = 200
+#: Problems listed in a case import error message (the rest are counted).
+CASE_PROBLEMS_SHOWN = CaseImportError.limit
+
+# ---- shared links (model.text.report) --------------------------------------------------------
+#: Longest query string read from a shared link: characters in all keys and values together.
+LINK_MAX_CHARS = 8_192
+#: Most answers in one link: key-value pairs plus the items of the ``flags`` list.
+LINK_MAX_VALUES = 256
