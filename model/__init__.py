@@ -5,8 +5,8 @@
 >>> m.diagnose({"training_age": "first_sessions"}).causes  # doctest: +SKIP
 """
 
-from model.engine import ImpossibleEvidenceError
 from model.evidence import EvidenceError
+from model.inference.engine import ImpossibleEvidenceError
 from model.network_model import Model, load_model
 from model.results import (
     Contribution,

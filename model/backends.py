@@ -1,8 +1,8 @@
 """The inference seam: every analysis asks a backend for batched marginals.
 
-``compiled`` (the default) is the junction-tree engine in :mod:`model.engine`; ``pgmpy`` is
-the reference, built lazily in :mod:`model.pgmpy_adapter` so that the query path never
-imports pgmpy unless asked to.
+``compiled`` (the default) is the junction-tree engine in :mod:`model.inference.engine`;
+``pgmpy`` is the reference, built lazily in :mod:`model.pgmpy_adapter` so that the query
+path never imports pgmpy unless asked to.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from model.engine import BatchResult, CompiledNetwork
+from model.inference.engine import BatchResult, CompiledNetwork
 
 BACKENDS = ("compiled", "pgmpy")
 

@@ -46,9 +46,9 @@ from calibration.loader import DEFAULT_PATH, CalibrationError, parse_calibration
 from calibration.schema import Calibration, NodeSpec
 from calibration.store import Case, NewCase
 from calibration.writer import to_toml
-from model.engine import ImpossibleEvidenceError
 from model.evaluate import Comparison, cross_validate
 from model.evidence import EvidenceError
+from model.inference.engine import ImpossibleEvidenceError
 from model.learn import DirichletRefit, EMRefit, MovedParameter, case_frame, moved_parameters
 from model.network_model import Model
 

@@ -390,7 +390,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     from calibration.cases import read_cases_csv
     from calibration.writer import to_toml
-    from model.engine import ImpossibleEvidenceError
+    from model.inference.engine import ImpossibleEvidenceError
     from model.learn import DirichletRefit, EMRefit, case_frame, moved_parameters
 
     cases = read_cases_csv(args.cases, base.variables, base.causes, outcome_node=base.outcome)

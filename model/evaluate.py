@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.schema import Calibration
-from model.engine import CompiledNetwork
+from model.inference.engine import CompiledNetwork
 from model.learn import Cases, EMRefit, encode_cases, likelihood_arrays
 
 __all__ = [

@@ -53,8 +53,8 @@ import pandas as pd
 from calibration.cases import CASE_ID_COLUMN, CAUSE_PREFIX, OUTCOME_COLUMN, THERAPIST_COLUMN
 from calibration.diff import diff_calibrations
 from calibration.schema import Calibration
-from model.engine import CompiledNetwork, ImpossibleEvidenceError
 from model.evidence import EvidenceError, is_unknown
+from model.inference.engine import CompiledNetwork, ImpossibleEvidenceError
 
 __all__ = [
     "IGNORED_COLUMNS",

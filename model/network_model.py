@@ -15,9 +15,9 @@ from calibration.schema import OBSERVABLE_ROLES, Calibration
 from calibration.verbal_scale import describe
 from model import decide, explain, uncertainty
 from model.backends import Backend, make_backend
-from model.engine import ImpossibleEvidenceError
 from model.evidence import EvidenceError, EvidenceInput, check_state, likelihoods
 from model.evidence import normalise as normalise_evidence
+from model.inference.engine import ImpossibleEvidenceError
 from model.results import Diagnosis, Posterior, SensitivityItem
 from model.triage import check_flags, screen
 from model.twin import TwinNetwork, build_twin

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     from pgmpy.models import DiscreteBayesianNetwork
     from pgmpy.readwrite import BIFReader, BIFWriter, XMLBIFReader, XMLBIFWriter
 
-from model.engine import BatchResult, ImpossibleEvidenceError
+from model.inference.engine import BatchResult, ImpossibleEvidenceError
 
 
 def build_network(

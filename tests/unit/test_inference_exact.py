@@ -7,7 +7,7 @@ import pytest
 from peers import pyagrum_marginals, random_network, to_pyagrum
 
 from model.backends import CompiledBackend
-from model.engine import ImpossibleEvidenceError
+from model.inference.engine import ImpossibleEvidenceError
 from model.pgmpy_adapter import PgmpyBackend
 
 TOL = 1e-9

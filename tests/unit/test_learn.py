@@ -21,8 +21,8 @@ from calibration.loader import load_calibration, parse_calibration
 from calibration.schema import Calibration, NodeSpec
 from calibration.store import NewCase
 from calibration.writer import to_toml
-from model.engine import ImpossibleEvidenceError
 from model.evidence import EvidenceError
+from model.inference.engine import ImpossibleEvidenceError
 from model.learn import (
     DirichletRefit,
     EMRefit,

@@ -1,0 +1,1 @@
+"""Exact inference: the compiled junction-tree engine and what feeds it."""
