@@ -246,16 +246,42 @@ class _Program:
     cliques: list[tuple[int, ...]]
 
 
+def _blas_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
+    """A pairwise contraction as ``np.tensordot`` (BLAS) when it is one, else None.
+
+    Returns the function and the natural output order; the function transposes to ``keep``
+    only when asked for a final result (``keep`` then fixed by the caller).
+    """
+    shared = [c for c in a if c in b]
+    if (
+        not shared
+        or len(set(a)) != len(a)
+        or len(set(b)) != len(b)
+        or any(c in keep for c in shared)
+        or any(c not in keep for c in a + b if c not in shared)
+        or math.prod(sizes[c] for c in shared) < 64  # a short inner product: einsum wins
+    ):
+        return None
+    natural = "".join(c for c in a if c not in shared) + "".join(c for c in b if c not in shared)
+    axes = ([a.index(c) for c in shared], [b.index(c) for c in shared])
+    perm = tuple(natural.index(c) for c in keep)
+    return partial(_tensordot, axes=axes, perm=perm), natural
+
+
+def _tensordot(x: np.ndarray, y: np.ndarray, axes: tuple, perm: tuple[int, ...]) -> np.ndarray:
+    out = np.tensordot(x, y, axes)
+    return out if perm == tuple(range(out.ndim)) else out.transpose(perm)
+
+
 def _safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = a / b
+    """``a / b`` with 0 where ``b`` is 0 (callers run under ``np.errstate``)."""
+    out = a / b
     out[~np.isfinite(out)] = 0.0
     return out
 
 
 def _normalise(a: np.ndarray, s: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return a / np.where(s > 0, s, 1.0)
+    return a / np.where(s > 0, s, 1.0)
 
 
 class CompiledNetwork:
@@ -290,6 +316,8 @@ class CompiledNetwork:
         ]
         self._joint_idx = [tuple(self._index[v] for v in s) for s in self.joint_sets]
         self._offsets = np.cumsum([0, *self._card[:-1]])
+        self._spans = [(int(o), k) for o, k in zip(self._offsets, self._card, strict=True)]
+        self._eye = [np.eye(k) for k in self._card]
         self._total_states = int(sum(self._card))
         self._programs: dict[tuple, _Program] = {}
         self._trees: dict[tuple[int, ...], _Tree] = {}
@@ -409,7 +437,7 @@ class CompiledNetwork:
 
             out = sub(out_vars, any_batched)
             width = math.prod(card[u] for u in involved) * max(len(ins), 1)
-            if width <= WIDE or len(ins) <= 2:
+            if width <= WIDE or len(ins) == 1:
                 subs = ",".join(sub(sc, slots_batched[s]) for s, sc in ins) + "->" + out
                 steps.append((partial(_einsum, subs), next_slot, tuple(s for s, _ in ins)))
                 slots_batched[next_slot] = any_batched
@@ -421,9 +449,11 @@ class CompiledNetwork:
             sizes = {**{table[u]: card[u] for u in involved}, BATCH: BLOCK if big else 1}
             in_subs = [sub(sc, slots_batched[s]) for s, sc in ins]
             shapes = [tuple(sizes[c] for c in s) for s in in_subs]
-            path, _ = opt_einsum.contract_path(
-                ",".join(in_subs) + "->" + out, *shapes, shapes=True, optimize="auto"
-            )
+            path = [(0, 1)]
+            if len(ins) > 2:
+                path, _ = opt_einsum.contract_path(
+                    ",".join(in_subs) + "->" + out, *shapes, shapes=True, optimize="auto"
+                )
             live = list(zip(in_subs, (s for s, _ in ins), strict=True))
             for pair in path:
                 picked = [live[k] for k in pair]
@@ -438,8 +468,18 @@ class CompiledNetwork:
                     keep = keep + BATCH if big else BATCH + keep
                 if not live:
                     keep = out
-                subs = ",".join(s for s, _ in picked) + "->" + keep
-                steps.append((partial(_einsum, subs), next_slot, tuple(s for _, s in picked)))
+                fn = (
+                    _blas_step(picked[0][0], picked[1][0], keep, sizes)
+                    if len(picked) == 2
+                    else None
+                )
+                if fn is None:
+                    fn = partial(_einsum, ",".join(s for s, _ in picked) + "->" + keep)
+                elif live:
+                    fn, keep = fn
+                else:
+                    fn = fn[0]
+                steps.append((fn, next_slot, tuple(s for _, s in picked)))
                 slots_batched[next_slot] = has_b
                 live.append((keep, next_slot))
                 next_slot += 1
@@ -498,8 +538,13 @@ class CompiledNetwork:
                 incoming.append((down[k], sep[k]))
             base = operands[k]
             kids = tree.children[k]
-            hugin = len(kids) + (p >= 0) > HUGIN_DEGREE
-            need_belief = p < 0 or hugin or len(homed[k]) + len(joints_at[k]) > 1 or joints_at[k]
+            # a wide clique's table is never built: each message and marginal is its own
+            # contraction of the clique's factors and messages, in opt_einsum's order
+            wide = math.prod(card[u] for u in clique) > WIDE
+            hugin = not wide and len(kids) + (p >= 0) > HUGIN_DEGREE
+            need_belief = not wide and (
+                p < 0 or hugin or len(homed[k]) + len(joints_at[k]) > 1 or bool(joints_at[k])
+            )
             belief = None
             if need_belief:
                 belief = contract(base + incoming, clique)
@@ -524,14 +569,16 @@ class CompiledNetwork:
                     down[c] = contract(ins, sep[c])
                     if scaled:
                         down[c], _ = normalise(down[c], sep[c])
+            source = [(belief, clique)] if belief is not None else base + incoming
             for v in homed[k]:
-                if belief is not None:
-                    marginal_slots[v] = contract([(belief, clique)], (v,))
-                else:
-                    marginal_slots[v] = contract(base + incoming, (v,))
+                marginal_slots[v] = contract(source, (v,))
             for s in joints_at[k]:
-                assert belief is not None
-                joint_slots[s] = contract([(belief, clique)], s)
+                joint_slots[s] = contract(source, s)
+            if p < 0 and belief is None:
+                # P(e) of this component: any of its marginals sums to it
+                total_slots.append(
+                    marginal_slots[homed[k][0]] if homed[k] else contract(source, ())
+                )
         return _Program(
             hard=hard,
             soft=soft,
@@ -564,6 +611,15 @@ class CompiledNetwork:
         leading batch axis. Rows whose evidence is impossible raise
         :class:`ImpossibleEvidenceError` (or come back as NaN when not raising).
         """
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            return self._query(evidence, overrides, raise_on_impossible)
+
+    def _query(
+        self,
+        evidence: Mapping[str, np.ndarray],
+        overrides: Mapping[str, np.ndarray] | None,
+        raise_on_impossible: bool,
+    ) -> BatchResult:
         tables = list(self.cpts.values())
         batched_nodes = set()
         size = 1
@@ -601,9 +657,8 @@ class CompiledNetwork:
             # scaling a likelihood row changes nothing but P(e): keep its max at 1
             peak = a.max(axis=1)
             ok = peak > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                soft[i] = a / np.where(ok, peak, 1.0)[:, None]
-                soft_logs.append(np.where(ok, np.log(np.where(ok, peak, 1.0)), -np.inf))
+            soft[i] = a / np.where(ok, peak, 1.0)[:, None]
+            soft_logs.append(np.where(ok, np.log(np.where(ok, peak, 1.0)), -np.inf))
         log_extra = (math.log(hard_weight) if hard_weight > 0 else -math.inf) + sum(
             soft_logs, np.zeros(1)
         )
@@ -666,12 +721,11 @@ class CompiledNetwork:
             for fn, o, ins in program.steps:
                 slots[o] = fn(*[slots[i] for i in ins])
             logs = np.zeros(size)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                for v in program.constant_nodes:
-                    logs += np.log(np.reshape(slots[v], (-1,)))
-                for s in program.total_slots:
-                    t = self._shape_rows(program, s, slots[s], size)
-                    logs += np.log(t.reshape(size, -1).sum(axis=1))
+            for v in program.constant_nodes:
+                logs += np.log(np.reshape(slots[v], (-1,)))
+            for s in program.total_slots:
+                t = self._shape_rows(program, s, slots[s], size)
+                logs += np.log(t.reshape(size, -1).sum(axis=1))
             if scaled or bool(np.all(logs > LOG_TINY)):
                 break
         log_pe[:] = logs
@@ -713,29 +767,24 @@ class CompiledNetwork:
         out: np.ndarray,
         joints: Mapping[tuple[int, ...], np.ndarray],
     ) -> None:
-        for v in range(len(self.names)):
-            o, k = self._offsets[v], self._card[v]
-            block = out[:, o : o + k]
-            if v in hard:
-                block[:] = 0.0
-                block[:, hard[v]] = 1.0
-                continue
-            slot = program.marginal_slots[v]
-            m = self._shape_rows(program, slot, slots[slot], size)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                s = m.sum(axis=1, keepdims=True)
-                np.divide(m, s, out=block)
-            bad = ~(s[:, 0] > 0) | ~np.isfinite(s[:, 0])
-            if bad.any():
-                block[bad] = np.nan
+        batched = program.batched
+        big = program.big
+        for v, (o, k) in enumerate(self._spans):
+            slot = program.marginal_slots.get(v)
+            if slot is None:
+                out[:, o : o + k] = self._eye[v][hard[v]]
+            else:
+                a = slots[slot]
+                out[:, o : o + k] = a.T if big and batched[slot] else a
+        # all marginals side by side: one reduction and one division for the lot
+        out /= np.repeat(np.add.reduceat(out, self._offsets, axis=1), self._card, axis=1)
         for js, target in joints.items():
             free = tuple(u for u in js if u not in hard)
             target[:] = 0.0
             if free:
                 slot = program.joint_slots[free]
                 j = self._shape_rows(program, slot, slots[slot], size)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    j = j / j.reshape(size, -1).sum(axis=1).reshape((-1,) + (1,) * len(free))
+                j = j / j.reshape(size, -1).sum(axis=1).reshape((-1,) + (1,) * len(free))
             else:
                 j = np.ones((size,))
             idx: list = [slice(None)]
