@@ -45,7 +45,8 @@ import numpy as np
 _einsum = getattr(getattr(np, "_core", np).multiarray, "c_einsum", np.einsum)
 
 BATCH = "Z"
-BLOCK = 16384  # rows per block for big batches: keeps each block's arrays in cache
+BLOCK = 1024  # rows per block for big batches: each block's arrays stay in cache
+BATCH_WIDTH = 1024  # the batch axis counts this much when judging a contraction wide
 BIG = 64  # from this many rows on, arithmetic outweighs call overhead
 MAX_PROGRAMS = 256  # compiled evidence patterns kept per network
 WIDE = 1 << 15  # a contraction touching more entries than this gets an opt_einsum order
@@ -437,6 +438,10 @@ class CompiledNetwork:
 
             out = sub(out_vars, any_batched)
             width = math.prod(card[u] for u in involved) * max(len(ins), 1)
+            if any_batched and big:
+                width *= BATCH_WIDTH
+            if any_batched and big:
+                width *= BATCH_WIDTH
             if width <= WIDE or len(ins) == 1:
                 subs = ",".join(sub(sc, slots_batched[s]) for s, sc in ins) + "->" + out
                 steps.append((partial(_einsum, subs), next_slot, tuple(s for s, _ in ins)))
@@ -655,7 +660,9 @@ class CompiledNetwork:
                     continue
             size = max(size, a.shape[0])
             # scaling a likelihood row changes nothing but P(e): keep its max at 1
-            peak = a.max(axis=1)
+            peak = a[:, 0].copy()
+            for j in range(1, a.shape[1]):  # column by column: faster than max(axis=1)
+                np.maximum(peak, a[:, j], out=peak)
             ok = peak > 0
             soft[i] = a / np.where(ok, peak, 1.0)[:, None]
             soft_logs.append(np.where(ok, np.log(np.where(ok, peak, 1.0)), -np.inf))
@@ -672,14 +679,20 @@ class CompiledNetwork:
         log_pe = np.empty(size)
         blocks = range(0, size, BLOCK) if big and not batched_nodes else [0]
         step = BLOCK if big and not batched_nodes else size
-        for start in blocks:
+        frozen = frozenset(batched_nodes)
+
+        def run(start: int) -> None:
             stop = min(size, start + step)
             ev = {i: (a[start:stop] if a.shape[0] > 1 else a) for i, a in soft.items()}
-            self._run_block(
-                hard, ev, tables, frozenset(batched_nodes), big, stop - start,
-                out[start:stop], {s: j[start:stop] for s, j in joints.items()},
-                log_pe[start:stop], hard_key, soft_key,
-            )
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+                self._run_block(
+                    hard, ev, tables, frozen, big, stop - start,
+                    out[start:stop], {s: j[start:stop] for s, j in joints.items()},
+                    log_pe[start:stop], hard_key, soft_key,
+                )
+
+        for start in blocks:
+            run(start)
         log_pe += log_extra
         p_e = np.exp(log_pe)
         bad = ~np.isfinite(log_pe) | np.isnan(out).any(axis=1)

@@ -43,24 +43,20 @@ def encode_frame(
             )
         states = list(variables[col])
         values = df[col]
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            known = {s: i for i, s in enumerate(states)}
-            lookup = np.array([known.get(c, -2) for c in values.cat.categories], dtype=np.int64)
-            raw = values.cat.codes.to_numpy()
-            c = np.where(raw >= 0, lookup[raw] if len(lookup) else -1, -1)
-        else:
-            c = pd.Categorical(values, categories=states).codes.astype(np.int64)
-        unmatched = np.flatnonzero(c < 0)
-        if unmatched.size:
-            cells = values.iloc[unmatched]
-            blank = cells.isna().to_numpy() | cells.astype(str).str.strip().eq("").to_numpy()
-            if not blank.all():
-                first = int(np.flatnonzero(~blank)[0])
+        # one hash pass over the column, then decisions on its few distinct values only
+        raw, uniques = pd.factorize(values, use_na_sentinel=True)
+        known = {s: i for i, s in enumerate(states)}
+        lookup = np.full(len(uniques) + 1, -1, dtype=np.int64)  # last entry: NaN/None
+        for k, u in enumerate(uniques):
+            if isinstance(u, str) and u in known:
+                lookup[k] = known[u]
+            elif not (isinstance(u, str) and u.strip() == "") and not pd.isna(u):
+                row = int(np.flatnonzero(raw == k)[0])
                 raise FrameEvidenceError(
-                    f"row {int(unmatched[first])}, column {col!r}: unknown state "
-                    f"{cells.iat[first]!r}; valid states are: {', '.join(states)}"
+                    f"row {row}, column {col!r}: unknown state {u!r}; "
+                    f"valid states are: {', '.join(states)}"
                 )
-            c[unmatched] = -1
+        c = lookup[raw]
         if (c >= 0).any():
             codes[col] = c.astype(np.int16)
     return codes
