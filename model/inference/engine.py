@@ -250,8 +250,8 @@ class _Program:
 def _blas_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
     """A pairwise contraction as ``np.tensordot`` (BLAS) when it is one, else None.
 
-    Returns the function and the natural output order; the function transposes to ``keep``
-    only when asked for a final result (``keep`` then fixed by the caller).
+    Returns tensordot's ``axes`` and its natural output order (``a``'s free letters, then
+    ``b``'s).
     """
     shared = [c for c in a if c in b]
     if (
@@ -265,8 +265,7 @@ def _blas_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
         return None
     natural = "".join(c for c in a if c not in shared) + "".join(c for c in b if c not in shared)
     axes = ([a.index(c) for c in shared], [b.index(c) for c in shared])
-    perm = tuple(natural.index(c) for c in keep)
-    return partial(_tensordot, axes=axes, perm=perm), natural
+    return axes, natural
 
 
 def _tensordot(x: np.ndarray, y: np.ndarray, axes: tuple, perm: tuple[int, ...]) -> np.ndarray:
@@ -480,10 +479,12 @@ class CompiledNetwork:
                 )
                 if fn is None:
                     fn = partial(_einsum, ",".join(s for s, _ in picked) + "->" + keep)
-                elif live:
-                    fn, keep = fn
                 else:
-                    fn = fn[0]
+                    axes, natural = fn
+                    if live:  # an intermediate: keep tensordot's own axis order
+                        keep = natural
+                    perm = tuple(natural.index(c) for c in keep)
+                    fn = partial(_tensordot, axes=axes, perm=perm)
                 steps.append((fn, next_slot, tuple(s for _, s in picked)))
                 slots_batched[next_slot] = has_b
                 live.append((keep, next_slot))

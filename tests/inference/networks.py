@@ -53,3 +53,22 @@ def sample_evidence(
     k = max(1, round(share * len(names)))
     chosen = rng.choice(len(names), size=k, replace=False)
     return {names[i]: variables[names[i]][value[names[i]]] for i in sorted(chosen)}
+
+
+def likelihood_vectors(
+    variables: Mapping[str, Sequence[str]],
+    hard: Mapping[str, str],
+    soft: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Engine evidence: one-hot vectors for ``hard``, the given weights for ``soft``."""
+    out = {n: np.asarray(v, dtype=float) for n, v in (soft or {}).items()}
+    for n, s in hard.items():
+        out[n] = (np.array(variables[n]) == s).astype(float)
+    return out
+
+
+def max_difference(
+    ours: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray]
+) -> float:
+    """Largest absolute difference over every node's posterior."""
+    return max(float(np.abs(np.asarray(ours[n]) - theirs[n]).max()) for n in theirs)
