@@ -732,9 +732,26 @@ class CompiledNetwork:
         for scaled in (False, True):
             program = self._program(hard_key, soft_key, batched_nodes, big, scaled)
             slots = self._inputs(program, hard, ev, tables)
+            logs = np.zeros(size)
+            if scaled:  # every table at peak 1 too: products of tiny entries stay in range
+                for k, (v, _, batched) in enumerate(program.factors):
+                    if v in program.constant_nodes:
+                        continue
+                    t = slots[k]
+                    if batched:
+                        axes = tuple(range(t.ndim - 1)) if program.big else tuple(
+                            range(1, t.ndim)
+                        )
+                        peak = t.max(axis=axes, keepdims=True)
+                        slots[k] = t / np.where(peak > 0, peak, 1.0)
+                        logs += np.log(peak.reshape(-1))
+                    else:
+                        peak = float(t.max())
+                        if peak > 0:
+                            slots[k] = t / peak
+                        logs += math.log(peak) if peak > 0 else -math.inf
             for fn, o, ins in program.steps:
                 slots[o] = fn(*[slots[i] for i in ins])
-            logs = np.zeros(size)
             for v in program.constant_nodes:
                 logs += np.log(np.reshape(slots[v], (-1,)))
             for s in program.total_slots:
