@@ -44,7 +44,7 @@ def test_random_evidence_matches_pyagrum(bnlearn):
 def test_sparse_tables_and_near_impossible_evidence(bnlearn):
     """Evidence on nodes whose tables are full of zeros (deterministic links), and soft
     evidence that rules states out: the zeros must propagate exactly, not as NaN."""
-    name, net, bn = bnlearn
+    _name, net, bn = bnlearn
     rng = np.random.default_rng(7)
     zeros = sorted(net.variables, key=lambda n: -float((net.cpts[n] == 0).mean()))
     hard = sample_evidence(rng, net.variables, net.parents, net.cpts, share=0.3)
@@ -68,7 +68,7 @@ def test_sparse_tables_and_near_impossible_evidence(bnlearn):
 
 def test_batch_of_rows_equals_one_query_per_row(bnlearn):
     """Rows in one batch (different nodes observed per row) equal separate queries."""
-    name, net, _ = bnlearn
+    _name, net, _ = bnlearn
     rng = np.random.default_rng(11)
     rows = [sample_evidence(rng, net.variables, net.parents, net.cpts) for _ in range(5)]
     batch: dict[str, np.ndarray] = {}
