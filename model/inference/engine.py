@@ -651,7 +651,7 @@ class CompiledNetwork:
             first = a[0]
             same = a.shape[0] == 1 or bool((a == first).all())
             if same:
-                nz = np.flatnonzero(first)
+                nz = first.nonzero()[0]
                 if len(nz) == 1:
                     hard[i] = int(nz[0])
                     hard_weight *= float(first[nz[0]])
@@ -685,12 +685,11 @@ class CompiledNetwork:
         def run(start: int) -> None:
             stop = min(size, start + step)
             ev = {i: (a[start:stop] if a.shape[0] > 1 else a) for i, a in soft.items()}
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-                self._run_block(
-                    hard, ev, tables, frozen, big, stop - start,
-                    out[start:stop], {s: j[start:stop] for s, j in joints.items()},
-                    log_pe[start:stop], hard_key, soft_key,
-                )
+            self._run_block(
+                hard, ev, tables, frozen, big, stop - start,
+                out[start:stop], {s: j[start:stop] for s, j in joints.items()},
+                log_pe[start:stop], hard_key, soft_key,
+            )
 
         for start in blocks:
             run(start)
@@ -704,10 +703,7 @@ class CompiledNetwork:
             p_e[bad] = 0.0
             for j in joints.values():
                 j[bad] = np.nan
-        marginals = {
-            n: out[:, o : o + k]
-            for n, o, k in zip(self.names, self._offsets, self._card, strict=True)
-        }
+        marginals = {n: out[:, o : o + k] for n, (o, k) in zip(self.names, self._spans)}  # noqa: B905
         return BatchResult(
             marginals=marginals,
             joints={self.joint_sets[k]: joints[s] for k, s in enumerate(self._joint_idx)},
@@ -752,11 +748,21 @@ class CompiledNetwork:
                         logs += math.log(peak) if peak > 0 else -math.inf
             for fn, o, ins in program.steps:
                 slots[o] = fn(*[slots[i] for i in ins])
-            for v in program.constant_nodes:
-                logs += np.log(np.reshape(slots[v], (-1,)))
-            for s in program.total_slots:
-                t = self._shape_rows(program, s, slots[s], size)
-                logs += np.log(t.reshape(size, -1).sum(axis=1))
+            if size == 1:  # one row: plain floats, no array bookkeeping
+                lg = 0.0
+                for v in program.constant_nodes:
+                    c = float(slots[v]) if slots[v].ndim == 0 else float(slots[v].sum())
+                    lg += math.log(c) if c > 0 else -math.inf
+                for s in program.total_slots:
+                    c = float(slots[s].sum())
+                    lg += math.log(c) if c > 0 else (-math.inf if c == 0 else math.nan)
+                logs += lg
+            else:
+                for v in program.constant_nodes:
+                    logs += np.log(np.reshape(slots[v], (-1,)))
+                for s in program.total_slots:
+                    t = self._shape_rows(program, s, slots[s], size)
+                    logs += np.log(t.reshape(size, -1).sum(axis=1))
             if scaled or bool(np.all(logs > LOG_TINY)):
                 break
         log_pe[:] = logs

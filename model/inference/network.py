@@ -54,6 +54,11 @@ class Network:
         self.parents: dict[str, list[str]] = {n: list(parents.get(n, ())) for n in variables}
         self.engine = CompiledNetwork(self.variables, self.parents, cpts)
         self._state_index = {n: {s: i for i, s in enumerate(v)} for n, v in variables.items()}
+        self._onehot: dict[str, dict[str, np.ndarray]] = {}
+        for n, states in self.variables.items():
+            eye = np.eye(len(states))
+            eye.flags.writeable = False
+            self._onehot[n] = {s: eye[i] for i, s in enumerate(states)}
 
     # ---- construction ----------------------------------------------------------------------
     @classmethod
@@ -81,7 +86,12 @@ class Network:
     def likelihoods(self, evidence: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
         """Evidence as one likelihood vector per node (one-hot for a state)."""
         out: dict[str, np.ndarray] = {}
+        onehot = self._onehot
         for node, value in (evidence or {}).items():
+            vec = onehot.get(node, {}).get(value) if isinstance(value, str) else None
+            if vec is not None:  # the common case: a state name
+                out[node] = vec
+                continue
             if node not in self.variables:
                 raise NetworkEvidenceError(
                     f"unknown node {node!r}; valid nodes are: {', '.join(self.variables)}"
@@ -138,8 +148,8 @@ class Network:
         """
         res = self.query(evidence)
         return {
-            n: dict(zip(states, res.marginals[n][0].tolist(), strict=True))
-            for n, states in self.variables.items()
+            n: dict(zip(states, m[0].tolist(), strict=True))
+            for (n, states), m in zip(self.variables.items(), res.marginals.values(), strict=True)
         }
 
     def marginal_arrays(self, evidence: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
