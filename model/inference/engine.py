@@ -46,7 +46,6 @@ _einsum = getattr(getattr(np, "_core", np).multiarray, "c_einsum", np.einsum)
 
 BATCH = "Z"
 BLOCK = 1024  # rows per block for big batches: each block's arrays stay in cache
-BATCH_WIDTH = 1024  # the batch axis counts this much when judging a contraction wide
 BIG = 64  # from this many rows on, arithmetic outweighs call overhead
 MAX_PROGRAMS = 256  # compiled evidence patterns kept per network
 WIDE = 1 << 15  # a contraction touching more entries than this gets an opt_einsum order
@@ -241,6 +240,7 @@ class _Program:
     total_slots: list[int]  # pieces of P(e): root totals, or message scales (log-summed)
     constant_nodes: tuple[int, ...]
     constants: list[tuple[int, np.ndarray]]
+    einsum_out: dict[int, tuple[str, tuple[int, ...]]]  # big batches: slot -> (subs, shape)
     batched: dict[int, bool]  # slot -> carries the batch axis
     big: bool
     scaled: bool
@@ -403,6 +403,7 @@ class CompiledNetwork:
             operands[tree.home[v]].append((slot, (v,)))
         n_inputs = n_factors + len(soft)
         steps: list = []
+        einsum_out: dict[int, tuple[str, tuple[int, ...]]] = {}  # big: reusable outputs
         constants: list[tuple[int, np.ndarray]] = []
         next_slot = n_inputs
 
@@ -437,20 +438,18 @@ class CompiledNetwork:
 
             out = sub(out_vars, any_batched)
             width = math.prod(card[u] for u in involved) * max(len(ins), 1)
-            if any_batched and big:
-                width *= BATCH_WIDTH
-            if any_batched and big:
-                width *= BATCH_WIDTH
-            if width <= WIDE or len(ins) == 1:
+            sizes = {**{table[u]: card[u] for u in involved}, BATCH: BLOCK if big else 1}
+            if (width <= WIDE and not (any_batched and big)) or len(ins) == 1:
                 subs = ",".join(sub(sc, slots_batched[s]) for s, sc in ins) + "->" + out
                 steps.append((partial(_einsum, subs), next_slot, tuple(s for s, _ in ins)))
+                if big:
+                    einsum_out[next_slot] = (subs, tuple(sizes[c] for c in out))
                 slots_batched[next_slot] = any_batched
                 next_slot += 1
                 return next_slot - 1
-            # wide: pairwise order from opt_einsum, each pair one einsum call
+            # wide (or a big batch): pairwise order from opt_einsum, one call per pair
             import opt_einsum
 
-            sizes = {**{table[u]: card[u] for u in involved}, BATCH: BLOCK if big else 1}
             in_subs = [sub(sc, slots_batched[s]) for s, sc in ins]
             shapes = [tuple(sizes[c] for c in s) for s in in_subs]
             path = [(0, 1)]
@@ -478,7 +477,10 @@ class CompiledNetwork:
                     else None
                 )
                 if fn is None:
-                    fn = partial(_einsum, ",".join(s for s, _ in picked) + "->" + keep)
+                    subs = ",".join(s for s, _ in picked) + "->" + keep
+                    fn = partial(_einsum, subs)
+                    if big:
+                        einsum_out[next_slot] = (subs, tuple(sizes[c] for c in keep))
                 else:
                     axes, natural = fn
                     if live:  # an intermediate: keep tensordot's own axis order
@@ -597,6 +599,7 @@ class CompiledNetwork:
             total_slots=total_slots,
             constant_nodes=tuple(constant_nodes),
             constants=constants,
+            einsum_out=einsum_out,
             batched=slots_batched,
             big=big,
             scaled=scaled,
@@ -682,13 +685,29 @@ class CompiledNetwork:
         step = BLOCK if big and not batched_nodes else size
         frozen = frozenset(batched_nodes)
 
+        buffers: dict[int, np.ndarray] | None = {} if big and not batched_nodes else None
+
         def run(start: int) -> None:
             stop = min(size, start + step)
             ev = {i: (a[start:stop] if a.shape[0] > 1 else a) for i, a in soft.items()}
+            if buffers is not None and stop - start < step:
+                # the last block is padded to full size, so every block reuses the buffers
+                pad = step - (stop - start)
+                ev = {i: np.concatenate([a, np.ones((pad, a.shape[1]))]) for i, a in ev.items()}
+                o = np.empty((step, out.shape[1]))
+                js = {s: np.empty((step, *j.shape[1:])) for s, j in joints.items()}
+                lp = np.empty(step)
+                self._run_block(hard, ev, tables, frozen, big, step, o, js, lp, hard_key,
+                                soft_key, buffers)
+                out[start:stop] = o[: stop - start]
+                for s, j in joints.items():
+                    j[start:stop] = js[s][: stop - start]
+                log_pe[start:stop] = lp[: stop - start]
+                return
             self._run_block(
                 hard, ev, tables, frozen, big, stop - start,
                 out[start:stop], {s: j[start:stop] for s, j in joints.items()},
-                log_pe[start:stop], hard_key, soft_key,
+                log_pe[start:stop], hard_key, soft_key, buffers,
             )
 
         for start in blocks:
@@ -723,8 +742,13 @@ class CompiledNetwork:
         log_pe: np.ndarray,
         hard_key: tuple[int, ...],
         soft_key: tuple[int, ...],
+        buffers: dict[int, np.ndarray] | None = None,
     ) -> None:
-        """Run one block of rows, filling ``out`` (normalised marginals), joints and log P(e)."""
+        """Run one block of rows, filling ``out`` (normalised marginals), joints and log P(e).
+
+        ``buffers`` (big batches) keeps each einsum's output array from block to block: no
+        allocation, no page faults, and the memory stays in cache.
+        """
         for scaled in (False, True):
             program = self._program(hard_key, soft_key, batched_nodes, big, scaled)
             slots = self._inputs(program, hard, ev, tables)
@@ -746,8 +770,20 @@ class CompiledNetwork:
                         if peak > 0:
                             slots[k] = t / peak
                         logs += math.log(peak) if peak > 0 else -math.inf
-            for fn, o, ins in program.steps:
-                slots[o] = fn(*[slots[i] for i in ins])
+            if buffers is not None and not scaled:
+                spec = program.einsum_out
+                for fn, o, ins in program.steps:
+                    at = spec.get(o)
+                    if at is None:
+                        slots[o] = fn(*[slots[i] for i in ins])
+                        continue
+                    buf = buffers.get(o)
+                    if buf is None:
+                        buf = buffers[o] = np.empty(at[1])
+                    slots[o] = _einsum(at[0], *[slots[i] for i in ins], out=buf)
+            else:
+                for fn, o, ins in program.steps:
+                    slots[o] = fn(*[slots[i] for i in ins])
             if size == 1:  # one row: plain floats, no array bookkeeping
                 lg = 0.0
                 for v in program.constant_nodes:
