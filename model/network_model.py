@@ -213,7 +213,11 @@ class Model:
         from model.inference.frames import FrameEvidenceError, posterior_frame
 
         try:
-            return posterior_frame(df, self.variables, self.backend.query)
+            engine = getattr(self.backend, "engine", None)  # the compiled engine takes codes
+            return posterior_frame(
+                df, self.variables, self.backend.query,
+                codes_query=getattr(engine, "query_codes", None),
+            )
         except FrameEvidenceError as exc:
             raise EvidenceError(str(exc)) from None
         except ImpossibleEvidenceError as exc:

@@ -241,10 +241,36 @@ class _Program:
     constant_nodes: tuple[int, ...]
     constants: list[tuple[int, np.ndarray]]
     einsum_out: dict[int, tuple[str, tuple[int, ...]]]  # big batches: slot -> (subs, shape)
+    node_total: dict[int, int]  # unscaled: free node -> its component's total slot
     batched: dict[int, bool]  # slot -> carries the batch axis
     big: bool
     scaled: bool
     cliques: list[tuple[int, ...]]
+
+
+def _greedy_path(
+    subs: Sequence[str], out: str, sizes: Mapping[str, int]
+) -> list[tuple[int, int]]:
+    """Pairwise order for a narrow contraction: always the pair with the smallest result.
+
+    Same convention as ``opt_einsum``: each pair is removed and its result appended.
+    """
+    live = [set(x) for x in subs]
+    path = []
+    while len(live) > 1:
+        best = None
+        for i in range(len(live)):
+            for j in range(i + 1, len(live)):
+                rest = set(out).union(*(live[k] for k in range(len(live)) if k not in (i, j)))
+                keep = (live[i] | live[j]) & rest
+                cost = (math.prod(sizes[c] for c in keep),
+                        math.prod(sizes[c] for c in live[i] | live[j]))
+                if best is None or cost < best[0]:
+                    best = (cost, i, j, keep)
+        _, i, j, keep = best
+        path.append((i, j))
+        live = [x for k, x in enumerate(live) if k not in (i, j)] + [keep]
+    return path
 
 
 def _blas_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
@@ -318,6 +344,7 @@ class CompiledNetwork:
         self._offsets = np.cumsum([0, *self._card[:-1]])
         self._spans = [(int(o), k) for o, k in zip(self._offsets, self._card, strict=True)]
         self._eye = [np.eye(k) for k in self._card]
+        self._code_tables = [np.hstack([np.eye(k), np.ones((k, 1))]) for k in self._card]
         self._total_states = int(sum(self._card))
         self._programs: dict[tuple, _Program] = {}
         self._trees: dict[tuple[int, ...], _Tree] = {}
@@ -447,13 +474,16 @@ class CompiledNetwork:
                 slots_batched[next_slot] = any_batched
                 next_slot += 1
                 return next_slot - 1
-            # wide (or a big batch): pairwise order from opt_einsum, one call per pair
-            import opt_einsum
+            # wide (or a big batch): pairwise order, one call per pair
 
             in_subs = [sub(sc, slots_batched[s]) for s, sc in ins]
             shapes = [tuple(sizes[c] for c in s) for s in in_subs]
             path = [(0, 1)]
-            if len(ins) > 2:
+            if len(ins) > 2 and width <= WIDE:  # a big batch over a narrow clique
+                path = _greedy_path(in_subs, out, sizes)
+            elif len(ins) > 2:
+                import opt_einsum
+
                 path, _ = opt_einsum.contract_path(
                     ",".join(in_subs) + "->" + out, *shapes, shapes=True, optimize="auto"
                 )
@@ -532,6 +562,7 @@ class CompiledNetwork:
             up[k] = slot
         marginal_slots: dict[int, int] = {}
         joint_slots: dict[tuple[int, ...], int] = {}
+        root_total: dict[int, int] = {}
         homed: dict[int, list[int]] = {k: [] for k in range(len(tree.cliques))}
         for v, k in tree.home.items():
             homed[k].append(v)
@@ -587,6 +618,14 @@ class CompiledNetwork:
                 total_slots.append(
                     marginal_slots[homed[k][0]] if homed[k] else contract(source, ())
                 )
+            if p < 0:
+                root_total[k] = total_slots[-1]
+        node_total: dict[int, int] = {}
+        if not scaled:  # every marginal of a component sums to that component's total
+            for v, k in tree.home.items():
+                while tree.parent[k] >= 0:
+                    k = tree.parent[k]
+                node_total[v] = root_total[k]
         return _Program(
             hard=hard,
             soft=soft,
@@ -600,6 +639,7 @@ class CompiledNetwork:
             constant_nodes=tuple(constant_nodes),
             constants=constants,
             einsum_out=einsum_out,
+            node_total=node_total,
             batched=slots_batched,
             big=big,
             scaled=scaled,
@@ -713,6 +753,80 @@ class CompiledNetwork:
         for start in blocks:
             run(start)
         log_pe += log_extra
+        return self._finish(out, joints, log_pe, raise_on_impossible)
+
+    def query_codes(
+        self, codes: Mapping[str, np.ndarray], raise_on_impossible: bool = True
+    ) -> BatchResult:
+        """Like :meth:`query` for hard evidence given as state indices per row (-1: unknown).
+
+        The fast path for big tables of findings: each block's likelihoods are gathered
+        straight into the engine's layout from the integer codes, so no ``(rows, states)``
+        float arrays are built for the evidence.
+        """
+        codes = {n: np.asarray(c) for n, c in codes.items()}
+        size = len(next(iter(codes.values()))) if codes else 1
+        hard: dict[int, int] = {}
+        varying: dict[int, np.ndarray] = {}
+        for n, c in codes.items():
+            i = self._index[n]
+            lo, hi = (int(c.min()), int(c.max())) if c.size else (-1, -1)
+            if hi >= self._card[i] or lo < -1:
+                raise ValueError(f"codes for {n!r} must be -1 or below {self._card[i]}")
+            if hi < 0:
+                continue  # never observed
+            if lo == hi:
+                hard[i] = lo  # the same state in every row
+            else:
+                varying[i] = c
+        if size < BIG or not varying:
+            lik = {}
+            for i, c in varying.items():
+                lik[self.names[i]] = self._code_table(i)[:, c].T
+            for i, k in hard.items():
+                lik[self.names[i]] = self._eye[i][k]
+            return self.query(lik, raise_on_impossible=raise_on_impossible)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            hard_key = tuple(sorted(hard))
+            soft_key = tuple(sorted(varying))
+            out = np.empty((size, self._total_states))
+            joints = {s: np.empty((size, *(self._card[u] for u in s))) for s in self._joint_idx}
+            log_pe = np.empty(size)
+            buffers: dict[int, np.ndarray] = {}
+            tables = list(self.cpts.values())
+            pad_to = BLOCK
+            for start in range(0, size, BLOCK):
+                stop = min(size, start + BLOCK)
+                n_rows = stop - start
+                ev = {}
+                for i, c in varying.items():
+                    part = c[start:stop]
+                    if n_rows < pad_to:
+                        part = np.concatenate([part, np.full(pad_to - n_rows, -1, part.dtype)])
+                    ev[i] = self._code_table(i)[:, part]  # (card, rows): the big layout
+                o = np.empty((pad_to, self._total_states)) if n_rows < pad_to else out[start:stop]
+                js = {s: np.empty((pad_to, *j.shape[1:])) for s, j in joints.items()}
+                lp = np.empty(pad_to)
+                self._run_block(hard, ev, tables, frozenset(), True, pad_to, o, js, lp,
+                                hard_key, soft_key, buffers, transposed=True)
+                if n_rows < pad_to:
+                    out[start:stop] = o[:n_rows]
+                for s, j in joints.items():
+                    j[start:stop] = js[s][:n_rows]
+                log_pe[start:stop] = lp[:n_rows]
+            return self._finish(out, joints, log_pe, raise_on_impossible)
+
+    def _code_table(self, i: int) -> np.ndarray:
+        """``(card, card + 1)``: column k is state k's one-hot, the last column all ones."""
+        return self._code_tables[i]
+
+    def _finish(
+        self,
+        out: np.ndarray,
+        joints: dict[tuple[int, ...], np.ndarray],
+        log_pe: np.ndarray,
+        raise_on_impossible: bool,
+    ) -> BatchResult:
         p_e = np.exp(log_pe)
         bad = ~np.isfinite(log_pe) | np.isnan(out).any(axis=1)
         if bad.any():
@@ -743,6 +857,7 @@ class CompiledNetwork:
         hard_key: tuple[int, ...],
         soft_key: tuple[int, ...],
         buffers: dict[int, np.ndarray] | None = None,
+        transposed: bool = False,
     ) -> None:
         """Run one block of rows, filling ``out`` (normalised marginals), joints and log P(e).
 
@@ -751,7 +866,7 @@ class CompiledNetwork:
         """
         for scaled in (False, True):
             program = self._program(hard_key, soft_key, batched_nodes, big, scaled)
-            slots = self._inputs(program, hard, ev, tables)
+            slots = self._inputs(program, hard, ev, tables, transposed)
             logs = np.zeros(size)
             if scaled:  # every table at peak 1 too: products of tiny entries stay in range
                 for k, (v, _, batched) in enumerate(program.factors):
@@ -810,6 +925,7 @@ class CompiledNetwork:
         hard: Mapping[int, int],
         ev: Mapping[int, np.ndarray],
         tables: list[np.ndarray],
+        transposed: bool = False,
     ) -> list:
         slots: list = [None] * program.n_slots
         for k, c in program.constants:
@@ -828,7 +944,7 @@ class CompiledNetwork:
         base = len(program.factors)
         for k, v in enumerate(program.soft):
             a = ev[v]
-            slots[base + k] = np.ascontiguousarray(a.T) if program.big else a
+            slots[base + k] = np.ascontiguousarray(a.T) if program.big and not transposed else a
         return slots
 
     def _write(
@@ -842,15 +958,39 @@ class CompiledNetwork:
     ) -> None:
         batched = program.batched
         big = program.big
-        for v, (o, k) in enumerate(self._spans):
+        if big:  # state-major block: contiguous writes and reductions, one transpose at the end
+            block = np.empty((self._total_states, size))
+            totals = program.node_total
+            inverse = {}
+            for t in set(totals.values()):  # one division per component, not per state
+                a = slots[t]
+                a = a.reshape(-1, size).sum(axis=0) if batched[t] else float(np.sum(a))
+                inverse[t] = 1.0 / a
+            for v, (o, k) in enumerate(self._spans):
+                slot = program.marginal_slots.get(v)
+                if slot is None:
+                    block[o : o + k] = self._eye[v][hard[v]][:, None]
+                elif totals:
+                    a = slots[slot]
+                    np.multiply(a if batched[slot] else a[:, None], inverse[totals[v]],
+                                out=block[o : o + k])
+                else:
+                    a = slots[slot]
+                    block[o : o + k] = a if batched[slot] else a[:, None]
+            if not totals:
+                block /= np.repeat(
+                    np.add.reduceat(block, self._offsets, axis=0), self._card, axis=0
+                )
+            out[...] = block.T
+        for v, (o, k) in enumerate(self._spans if not big else ()):
             slot = program.marginal_slots.get(v)
             if slot is None:
                 out[:, o : o + k] = self._eye[v][hard[v]]
             else:
                 a = slots[slot]
                 out[:, o : o + k] = a.T if big and batched[slot] else a
-        # all marginals side by side: one reduction and one division for the lot
-        out /= np.repeat(np.add.reduceat(out, self._offsets, axis=1), self._card, axis=1)
+        if not big:  # all marginals side by side: one reduction and one division for the lot
+            out /= np.repeat(np.add.reduceat(out, self._offsets, axis=1), self._card, axis=1)
         for js, target in joints.items():
             free = tuple(u for u in js if u not in hard)
             target[:] = 0.0

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 CHUNK = 131072  # rows per engine call: bounds the working set whatever the frame's size
 QueryFn = Callable[[Mapping[str, np.ndarray]], "BatchResult"]
+CodesQueryFn = Callable[[Mapping[str, np.ndarray]], "BatchResult"]
 
 
 class FrameEvidenceError(ValueError):
@@ -83,10 +84,12 @@ def score_codes(
     query: QueryFn,
     size: int,
     chunk: int = CHUNK,
+    codes_query: CodesQueryFn | None = None,
 ) -> np.ndarray:
     """Posterior marginals of every node for coded rows: a ``(size, sum(cards))`` array.
 
-    Identical rows are scored once; the rest go through ``query`` ``chunk`` rows at a time.
+    Identical rows are scored once; the rest go through ``query`` ``chunk`` rows at a time
+    (or ``codes_query``, which takes the codes themselves, when the engine offers it).
     """
     import pandas as pd
 
@@ -103,12 +106,16 @@ def score_codes(
             inverse = inv
     rows = size if inverse is None else len(codes[next(iter(codes))]) if codes else 1
     unique_out = np.empty((rows, total))
-    pad = {n: np.vstack([np.eye(cards[n]), np.ones((1, cards[n]))]) for n in codes}
+    pad = {} if codes_query else {
+        n: np.vstack([np.eye(cards[n]), np.ones((1, cards[n]))]) for n in codes
+    }
     for start in range(0, rows, chunk):
         stop = min(rows, start + chunk)
-        ev = {n: pad[n][c[start:stop]] for n, c in codes.items()}  # code -1 -> row of ones
         try:
-            res = query(ev)
+            if codes_query is not None:
+                res = codes_query({n: c[start:stop] for n, c in codes.items()})
+            else:  # code -1 -> the row of ones
+                res = query({n: pad[n][c[start:stop]] for n, c in codes.items()})
         except ImpossibleEvidenceError as exc:
             bad = np.asarray(exc.rows, dtype=np.int64) + start
             if inverse is not None:
@@ -128,6 +135,7 @@ def posterior_frame(
     variables: Mapping[str, Sequence[str]],
     query: QueryFn,
     chunk: int = CHUNK,
+    codes_query: CodesQueryFn | None = None,
 ) -> pd.DataFrame:
     """Posterior marginals per row of ``df``: one column ``node=state`` per node and state."""
     import pandas as pd
@@ -135,6 +143,6 @@ def posterior_frame(
     names = list(variables)
     cards = {n: len(variables[n]) for n in names}
     codes = encode_frame(df, variables)
-    values = score_codes(codes, cards, names, query, len(df), chunk)
+    values = score_codes(codes, cards, names, query, len(df), chunk, codes_query)
     columns = [f"{n}={s}" for n in names for s in variables[n]]
     return pd.DataFrame(values, index=df.index, columns=columns, copy=False)

@@ -182,7 +182,9 @@ class Network:
         from model.inference.frames import FrameEvidenceError, posterior_frame
 
         try:
-            return posterior_frame(df, self.variables, self.engine.query)
+            return posterior_frame(
+                df, self.variables, self.engine.query, codes_query=self.engine.query_codes
+            )
         except FrameEvidenceError as exc:
             raise NetworkEvidenceError(str(exc)) from None
 
