@@ -50,6 +50,7 @@ BIG = 64  # from this many rows on, arithmetic outweighs call overhead
 MAX_PROGRAMS = 256  # compiled evidence patterns kept per network
 WIDE = 1 << 15  # a contraction touching more entries than this gets an opt_einsum order
 LOG_TINY = math.log(1e-200)  # below this P(e), rerun with rescaled messages
+ROW_BY_ROW = 1 << 16  # coded batches on wider trees go row by row (see query_codes)
 HUGIN_DEGREE = 4  # cliques with more neighbours send messages by division
 MAX_MAP_CONFIGURATIONS = 1 << 16
 _LETTERS = ascii_letters.replace(BATCH, "")
@@ -304,6 +305,15 @@ def _safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = a / b
     out[~np.isfinite(out)] = 0.0
     return out
+
+
+def _safe_divide_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`_safe_divide` when only one side has the (last) batch axis."""
+    if a.ndim < b.ndim:
+        a = a[..., None]
+    elif b.ndim < a.ndim:
+        b = b[..., None]
+    return _safe_divide(a, b)
 
 
 def _normalise(a: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -602,7 +612,9 @@ class CompiledNetwork:
                 if hugin:
                     assert belief is not None
                     m = contract([(belief, clique)], sep[c])
-                    down[c] = emit(_safe_divide, (m, up[c]), slots_batched[m])
+                    b_m, b_up = slots_batched[m], slots_batched[up[c]]
+                    divide = _safe_divide_last if big and b_m != b_up else _safe_divide
+                    down[c] = emit(divide, (m, up[c]), b_m or b_up)
                 else:
                     ins = base + [(s, sc) for s, sc in incoming if s != up[c]]
                     down[c] = contract(ins, sep[c])
@@ -756,13 +768,17 @@ class CompiledNetwork:
         return self._finish(out, joints, log_pe, raise_on_impossible)
 
     def query_codes(
-        self, codes: Mapping[str, np.ndarray], raise_on_impossible: bool = True
+        self,
+        codes: Mapping[str, np.ndarray],
+        raise_on_impossible: bool = True,
+        out: np.ndarray | None = None,
     ) -> BatchResult:
         """Like :meth:`query` for hard evidence given as state indices per row (-1: unknown).
 
         The fast path for big tables of findings: each block's likelihoods are gathered
         straight into the engine's layout from the integer codes, so no ``(rows, states)``
-        float arrays are built for the evidence.
+        float arrays are built for the evidence. ``out`` (``(rows, all states)``, nodes in
+        network order) receives the marginals when given.
         """
         codes = {n: np.asarray(c) for n, c in codes.items()}
         size = len(next(iter(codes.values()))) if codes else 1
@@ -779,17 +795,26 @@ class CompiledNetwork:
                 hard[i] = lo  # the same state in every row
             else:
                 varying[i] = c
+        tree = self._tree(tuple(sorted(hard)))
+        width = sum(math.prod(self._card[u] for u in c) for c in tree.cliques)
+        if size >= BIG and varying and width > ROW_BY_ROW:
+            return self._codes_row_by_row(codes, raise_on_impossible, out)
         if size < BIG or not varying:
             lik = {}
             for i, c in varying.items():
                 lik[self.names[i]] = self._code_table(i)[:, c].T
             for i, k in hard.items():
                 lik[self.names[i]] = self._eye[i][k]
-            return self.query(lik, raise_on_impossible=raise_on_impossible)
+            res = self.query(lik, raise_on_impossible=raise_on_impossible)
+            if out is not None:
+                for n, (o, k) in zip(self.names, self._spans):  # noqa: B905
+                    out[:, o : o + k] = res.marginals[n]
+            return res
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             hard_key = tuple(sorted(hard))
             soft_key = tuple(sorted(varying))
-            out = np.empty((size, self._total_states))
+            if out is None:
+                out = np.empty((size, self._total_states))
             joints = {s: np.empty((size, *(self._card[u] for u in s))) for s in self._joint_idx}
             log_pe = np.empty(size)
             buffers: dict[int, np.ndarray] = {}
@@ -815,6 +840,39 @@ class CompiledNetwork:
                     j[start:stop] = js[s][:n_rows]
                 log_pe[start:stop] = lp[:n_rows]
             return self._finish(out, joints, log_pe, raise_on_impossible)
+
+    def _codes_row_by_row(
+        self, codes: Mapping[str, np.ndarray], raise_on_impossible: bool, out: np.ndarray | None
+    ) -> BatchResult:
+        """Wide networks: one query per distinct row, each slicing its own findings out.
+
+        A batch shares one junction tree, so rows observed on different nodes all pay for
+        the unobserved network's cliques; alone, each row's findings shrink its tree.
+        """
+        names = list(codes)
+        matrix = np.column_stack([codes[n] for n in names]) if names else np.zeros((1, 0))
+        size = matrix.shape[0]
+        distinct, inverse = np.unique(matrix, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        marg = np.empty((len(distinct), self._total_states))
+        joints = {s: np.empty((len(distinct), *(self._card[u] for u in s)))
+                  for s in self._joint_idx}
+        log_pe = np.empty(len(distinct))
+        for r, row in enumerate(distinct):
+            ev = {n: self._eye[self._index[n]][k] for n, k in zip(names, row) if k >= 0}  # noqa: B905
+            res = self.query(ev, raise_on_impossible=False)
+            for n, (o, k) in zip(self.names, self._spans):  # noqa: B905
+                marg[r, o : o + k] = res.marginals[n][0]
+            for j, s in enumerate(self._joint_idx):
+                joints[s][r] = res.joints[self.joint_sets[j]][0]
+            p = res.evidence_probability[0]
+            log_pe[r] = math.log(p) if p > 0 else -math.inf
+        if out is None:
+            out = np.empty((size, self._total_states))
+        out[...] = marg[inverse]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._finish(out, {s: j[inverse] for s, j in joints.items()},
+                                log_pe[inverse], raise_on_impossible)
 
     def _code_table(self, i: int) -> np.ndarray:
         """``(card, card + 1)``: column k is state k's one-hot, the last column all ones."""

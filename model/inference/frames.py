@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 CHUNK = 131072  # rows per engine call: bounds the working set whatever the frame's size
 QueryFn = Callable[[Mapping[str, np.ndarray]], "BatchResult"]
-CodesQueryFn = Callable[[Mapping[str, np.ndarray]], "BatchResult"]
+CodesQueryFn = Callable[..., "BatchResult"]
 
 
 class FrameEvidenceError(ValueError):
@@ -89,7 +89,8 @@ def score_codes(
     """Posterior marginals of every node for coded rows: a ``(size, sum(cards))`` array.
 
     Identical rows are scored once; the rest go through ``query`` ``chunk`` rows at a time
-    (or ``codes_query``, which takes the codes themselves, when the engine offers it).
+    (or ``codes_query``, which takes the codes themselves and an ``out=`` array to fill, in
+    ``names`` order: :meth:`CompiledNetwork.query_codes` of the same network).
     """
     import pandas as pd
 
@@ -112,9 +113,11 @@ def score_codes(
     for start in range(0, rows, chunk):
         stop = min(rows, start + chunk)
         try:
-            if codes_query is not None:
-                res = codes_query({n: c[start:stop] for n, c in codes.items()})
-            else:  # code -1 -> the row of ones
+            if codes_query is not None:  # the engine writes straight into the result
+                codes_query({n: c[start:stop] for n, c in codes.items()},
+                            out=unique_out[start:stop])
+                continue
+            # code -1 -> the row of ones
                 res = query({n: pad[n][c[start:stop]] for n, c in codes.items()})
         except ImpossibleEvidenceError as exc:
             bad = np.asarray(exc.rows, dtype=np.int64) + start
