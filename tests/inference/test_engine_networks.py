@@ -138,17 +138,15 @@ def test_coded_batches_equal_likelihood_batches(bnlearn, monkeypatch):
         codes = {n: c[:80] for n, c in codes.items()}
         monkeypatch.setattr(engine_module, "ROW_BY_ROW", 0)
     fast = eng.query_codes(codes, raise_on_impossible=False)
-    if name in ("water", "insurance"):  # against one plain query per row (sliced evidence)
-        size = len(next(iter(codes.values())))
-        rows_ = [eng.query({n: np.eye(len(net.variables[n]))[c[r]] for n, c in codes.items()
-                            if c[r] >= 0}, raise_on_impossible=False) for r in range(size)]
-        slow_m = {n: np.vstack([x.marginals[n] for x in rows_]) for n in net.variables}
-        slow_p = np.concatenate([x.evidence_probability for x in rows_])
-    else:  # against the likelihood batch
-        lik = {n: np.vstack([np.eye(len(net.variables[n])), np.ones(len(net.variables[n]))])[c]
-               for n, c in codes.items()}
-        slow = eng.query(lik, raise_on_impossible=False)
-        slow_m, slow_p = slow.marginals, slow.evidence_probability
-    for n in net.variables:
-        np.testing.assert_allclose(fast.marginals[n], slow_m[n], atol=TOL, rtol=0, err_msg=n)
-    np.testing.assert_allclose(fast.evidence_probability, slow_p, rtol=1e-9, atol=0)
+    size = len(next(iter(codes.values())))
+    # an independent reference: single-row queries (evidence sliced out, no batch code)
+    sample = range(0, size, max(1, size // 30))
+    for r in sample:
+        one = eng.query({n: np.eye(len(net.variables[n]))[c[r]] for n, c in codes.items()
+                         if c[r] >= 0}, raise_on_impossible=False)
+        got = np.concatenate([fast.marginals[n][r] for n in net.variables])
+        want = np.concatenate([one.marginals[n][0] for n in net.variables])
+        np.testing.assert_allclose(got, want, atol=TOL, rtol=0, err_msg=f"row {r}")
+        assert fast.evidence_probability[r] == pytest.approx(
+            one.evidence_probability[0], rel=1e-9, abs=0
+        )
