@@ -50,6 +50,7 @@ BIG = 64  # from this many rows on, arithmetic outweighs call overhead
 MAX_PROGRAMS = 256  # compiled evidence patterns kept per network
 WIDE = 1 << 15  # a contraction touching more entries than this gets an opt_einsum order
 LOG_TINY = math.log(1e-200)  # below this P(e), rerun with rescaled messages
+TABULATE = 256  # most code combinations a tabulated message may cover
 ROW_BY_ROW = 1 << 16  # coded batches on wider trees go row by row (see query_codes)
 HUGIN_DEGREE = 4  # cliques with more neighbours send messages by division
 MAX_MAP_CONFIGURATIONS = 1 << 16
@@ -222,6 +223,18 @@ def _junction_tree(
 
 
 # ---- compiled programs -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Tab:
+    """An up message that depends on few coded findings: computed for all their codes."""
+
+    slot: int  # the message's slot
+    steps: range  # the steps it replaces
+    nodes: tuple[int, ...]  # the coded findings below it, in mixed-radix order
+    own: tuple[tuple[int, tuple[int, ...]], ...]  # the clique's own operands (slot, scope)
+    children: tuple[tuple[int, int, tuple[int, ...]], ...]  # (clique, slot, separator)
+    sep: tuple[int, ...]
+
+
 @dataclass
 class _Program:
     """The flat list of numpy calls answering one evidence pattern.
@@ -243,6 +256,7 @@ class _Program:
     constants: list[tuple[int, np.ndarray]]
     einsum_out: dict[int, tuple[str, tuple[int, ...]]]  # big batches: slot -> (subs, shape)
     node_total: dict[int, int]  # unscaled: free node -> its component's total slot
+    tabulated: dict[int, _Tab]  # big coded batches: clique -> its tabulated up message
     batched: dict[int, bool]  # slot -> carries the batch axis
     big: bool
     scaled: bool
@@ -560,12 +574,33 @@ class CompiledNetwork:
         up: dict[int, int] = {}
         down: dict[int, int] = {}
         total_slots: list[int] = []
+        # big coded batches: a message whose subtree holds few coded findings is tabulated
+        # once per query over their joint codes, then gathered per block
+        tabulated: dict[int, _Tab] = {}
+        soft_below: dict[int, tuple[int, ...]] = {}
         for k in tree.collect:
             p = tree.parent[k]
             if p < 0:
                 continue
             ins = operands[k] + [(up[c], sep[c]) for c in tree.children[k]]
+            first_step = len(steps)
             slot = contract(ins, sep[k])
+            if big and not batched_nodes and not scaled:
+                mine = [soft[sl - n_factors] for sl, _ in operands[k] if sl >= n_factors]
+                below = sorted({*mine, *(u for c in tree.children[k] for u in soft_below[c])})
+                soft_below[k] = tuple(below)
+                combos = math.prod(card[u] + 1 for u in below)
+                if 1 < combos <= TABULATE and all(
+                    c in tabulated or not soft_below[c] for c in tree.children[k]
+                ):
+                    tabulated[k] = _Tab(
+                        slot=slot,
+                        steps=range(first_step, len(steps)),
+                        nodes=tuple(below),
+                        own=tuple(operands[k]),
+                        children=tuple((c, up[c], sep[c]) for c in tree.children[k]),
+                        sep=sep[k],
+                    )
             if scaled:
                 slot, s = normalise(slot, sep[k])
                 total_slots.append(s)
@@ -652,6 +687,7 @@ class CompiledNetwork:
             constants=constants,
             einsum_out=einsum_out,
             node_total=node_total,
+            tabulated=tabulated,
             batched=slots_batched,
             big=big,
             scaled=scaled,
@@ -832,8 +868,11 @@ class CompiledNetwork:
                 o = np.empty((pad_to, self._total_states)) if n_rows < pad_to else out[start:stop]
                 js = {s: np.empty((pad_to, *j.shape[1:])) for s, j in joints.items()}
                 lp = np.empty(pad_to)
+                parts = {i: np.concatenate([c[start:stop], np.full(pad_to - n_rows, -1, c.dtype)])
+                         if n_rows < pad_to else c[start:stop] for i, c in varying.items()}
                 self._run_block(hard, ev, tables, frozenset(), True, pad_to, o, js, lp,
-                                hard_key, soft_key, buffers, transposed=True)
+                                hard_key, soft_key, buffers, transposed=True,
+                                block_codes=parts)
                 if n_rows < pad_to:
                     out[start:stop] = o[:n_rows]
                 for s, j in joints.items():
@@ -873,6 +912,78 @@ class CompiledNetwork:
         with np.errstate(divide="ignore", invalid="ignore"):
             return self._finish(out, {s: j[inverse] for s, j in joints.items()},
                                 log_pe[inverse], raise_on_impossible)
+
+    def _tab_plan(
+        self,
+        program: _Program,
+        slots: list,
+        buffers: dict,
+        block_codes: Mapping[int, np.ndarray] | None,
+    ) -> tuple[set[int], dict[int, object]]:
+        """Steps to skip and, at each tabulated message's last step, its gather."""
+        if block_codes is None or not program.tabulated:
+            return set(), {}
+        plan = buffers.get("tab-plan")
+        if plan is None:
+            skip = {i for tab in program.tabulated.values() for i in tab.steps}
+            plan = buffers["tab-plan"] = ({}, skip)
+        tables, skip = plan
+        gathers: dict[int, object] = {}
+        for k, tab in program.tabulated.items():
+            code = np.zeros(len(next(iter(block_codes.values()))), dtype=np.intp)
+            radix = 1
+            for u in tab.nodes:
+                c = block_codes[u]
+                code += np.where(c < 0, self._card[u], c) * radix
+                radix *= self._card[u] + 1
+
+            def gather(k: int = k, tab: _Tab = tab, code: np.ndarray = code) -> np.ndarray:
+                table = tables.get(k)
+                if table is None:  # once per query, when its inputs are ready
+                    table = tables[k] = self._tabulate(program, tab, slots, tables)
+                return np.take(table, code, axis=-1)
+
+            gathers[tab.steps[-1]] = gather
+        return skip, gathers
+
+    def _tabulate(
+        self, program: _Program, tab: _Tab, slots: list, tables: Mapping[int, np.ndarray]
+    ) -> np.ndarray:
+        """The message for every combination of its findings' codes: ``(*sep, combos)``."""
+        combos = math.prod(self._card[u] + 1 for u in tab.nodes)
+        digit = {}
+        radix = 1
+        for u in tab.nodes:
+            digit[u] = (np.arange(combos) // radix) % (self._card[u] + 1)
+            radix *= self._card[u] + 1
+        involved = sorted({u for _, sc in tab.own for u in sc}
+                          | {u for _, _, sc in tab.children for u in sc} | set(tab.sep))
+        letter = {u: _LETTERS[i] for i, u in enumerate(involved)}
+        n_factors = len(program.factors)
+        subs, ops = [], []
+        for sl, sc in tab.own:
+            if sl >= n_factors:  # a coded finding: its code table, one column per combination
+                u = program.soft[sl - n_factors]
+                subs.append(letter[u] + BATCH)
+                ops.append(self._code_tables[u][:, digit[u]])
+            else:
+                subs.append("".join(letter[u] for u in sc))
+                ops.append(slots[sl])
+        for c, sl, sc in tab.children:
+            if c in tables:  # its own table, re-indexed by this message's combinations
+                child = program.tabulated[c]
+                idx = np.zeros(combos, dtype=np.intp)
+                r = 1
+                for u in child.nodes:
+                    idx += digit[u] * r
+                    r *= self._card[u] + 1
+                subs.append("".join(letter[u] for u in sc) + BATCH)
+                ops.append(np.take(tables[c], idx, axis=-1))
+            else:  # no finding below it: the same for every row
+                subs.append("".join(letter[u] for u in sc))
+                ops.append(slots[sl])
+        out = "".join(letter[u] for u in tab.sep) + BATCH
+        return np.einsum(",".join(subs) + "->" + out, *ops, optimize=True)
 
     def _code_table(self, i: int) -> np.ndarray:
         """``(card, card + 1)``: column k is state k's one-hot, the last column all ones."""
@@ -916,6 +1027,7 @@ class CompiledNetwork:
         soft_key: tuple[int, ...],
         buffers: dict[int, np.ndarray] | None = None,
         transposed: bool = False,
+        block_codes: Mapping[int, np.ndarray] | None = None,
     ) -> None:
         """Run one block of rows, filling ``out`` (normalised marginals), joints and log P(e).
 
@@ -945,7 +1057,12 @@ class CompiledNetwork:
                         logs += math.log(peak) if peak > 0 else -math.inf
             if buffers is not None and not scaled:
                 spec = program.einsum_out
-                for fn, o, ins in program.steps:
+                skip, gathers = self._tab_plan(program, slots, buffers, block_codes)
+                for idx, (fn, o, ins) in enumerate(program.steps):
+                    if idx in skip:
+                        if idx in gathers:
+                            slots[o] = gathers[idx]()
+                        continue
                     at = spec.get(o)
                     if at is None:
                         slots[o] = fn(*[slots[i] for i in ins])
