@@ -849,13 +849,29 @@ class CompiledNetwork:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             hard_key = tuple(sorted(hard))
             soft_key = tuple(sorted(varying))
-            if out is None:
-                out = np.empty((size, self._total_states))
+            if out is None:  # column-major: each block writes contiguous state rows
+                out = np.empty((self._total_states, size)).T
             joints = {s: np.empty((size, *(self._card[u] for u in s))) for s in self._joint_idx}
             log_pe = np.empty(size)
             buffers: dict[int, np.ndarray] = {}
             tables = list(self.cpts.values())
             pad_to = BLOCK
+            # each tabulated message's combined code, for all rows at once (padded)
+            program = self._program(hard_key, soft_key, frozenset(), True, False)
+            padded = -(-size // BLOCK) * BLOCK
+            prime: dict[int, np.ndarray] = {}
+            tab_codes: dict[int, np.ndarray] = {}
+            for k, tab in program.tabulated.items():
+                code = np.zeros(padded, dtype=np.intp)
+                radix = 1
+                for u in tab.nodes:
+                    if u not in prime:
+                        prime[u] = np.full(padded, self._card[u], dtype=np.intp)
+                        c = varying[u]
+                        prime[u][:size] = np.where(c < 0, self._card[u], c)
+                    code += prime[u] * radix
+                    radix *= self._card[u] + 1
+                tab_codes[k] = code
             for start in range(0, size, BLOCK):
                 stop = min(size, start + BLOCK)
                 n_rows = stop - start
@@ -865,11 +881,11 @@ class CompiledNetwork:
                     if n_rows < pad_to:
                         part = np.concatenate([part, np.full(pad_to - n_rows, -1, part.dtype)])
                     ev[i] = self._code_table(i)[:, part]  # (card, rows): the big layout
-                o = np.empty((pad_to, self._total_states)) if n_rows < pad_to else out[start:stop]
+                o = (np.empty((self._total_states, pad_to)).T if n_rows < pad_to
+                     else out[start:stop])
                 js = {s: np.empty((pad_to, *j.shape[1:])) for s, j in joints.items()}
                 lp = np.empty(pad_to)
-                parts = {i: np.concatenate([c[start:stop], np.full(pad_to - n_rows, -1, c.dtype)])
-                         if n_rows < pad_to else c[start:stop] for i, c in varying.items()}
+                parts = {k: c[start : start + pad_to] for k, c in tab_codes.items()}
                 self._run_block(hard, ev, tables, frozenset(), True, pad_to, o, js, lp,
                                 hard_key, soft_key, buffers, transposed=True,
                                 block_codes=parts)
@@ -920,7 +936,10 @@ class CompiledNetwork:
         buffers: dict,
         block_codes: Mapping[int, np.ndarray] | None,
     ) -> tuple[set[int], dict[int, object]]:
-        """Steps to skip and, at each tabulated message's last step, its gather."""
+        """Steps to skip and, at each tabulated message's last step, its gather.
+
+        ``block_codes[k]`` is the block's combined code of tabulated message ``k``.
+        """
         if block_codes is None or not program.tabulated:
             return set(), {}
         plan = buffers.get("tab-plan")
@@ -930,12 +949,7 @@ class CompiledNetwork:
         tables, skip = plan
         gathers: dict[int, object] = {}
         for k, tab in program.tabulated.items():
-            code = np.zeros(len(next(iter(block_codes.values()))), dtype=np.intp)
-            radix = 1
-            for u in tab.nodes:
-                c = block_codes[u]
-                code += np.where(c < 0, self._card[u], c) * radix
-                radix *= self._card[u] + 1
+            code = block_codes[k]
 
             def gather(k: int = k, tab: _Tab = tab, code: np.ndarray = code) -> np.ndarray:
                 table = tables.get(k)
@@ -1133,8 +1147,8 @@ class CompiledNetwork:
     ) -> None:
         batched = program.batched
         big = program.big
-        if big:  # state-major block: contiguous writes and reductions, one transpose at the end
-            block = np.empty((self._total_states, size))
+        if big:  # state-major: contiguous rows when ``out`` is a column-major (F-order) array
+            block = out.T
             totals = program.node_total
             inverse = {}
             for t in set(totals.values()):  # one division per component, not per state
@@ -1156,7 +1170,6 @@ class CompiledNetwork:
                 block /= np.repeat(
                     np.add.reduceat(block, self._offsets, axis=0), self._card, axis=0
                 )
-            out[...] = block.T
         for v, (o, k) in enumerate(self._spans if not big else ()):
             slot = program.marginal_slots.get(v)
             if slot is None:

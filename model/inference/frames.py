@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from model.inference.engine import BatchResult
 
+SAMPLE = 20000  # rows looked at before hashing a whole big frame for duplicates
 CHUNK = 131072  # rows per engine call: bounds the working set whatever the frame's size
 QueryFn = Callable[[Mapping[str, np.ndarray]], "BatchResult"]
 CodesQueryFn = Callable[..., "BatchResult"]
@@ -98,6 +99,10 @@ def score_codes(
     offsets = dict(zip(names, np.cumsum([0, *[cards[n] for n in names[:-1]]]), strict=True))
     key = _row_keys(codes, cards) if codes else np.zeros(size, dtype=np.int64)
     inverse = None
+    if key is not None and size > SAMPLE:  # a sample says whether duplicates are common
+        probe = key[:: size // SAMPLE]
+        if len(pd.unique(probe)) > 0.8 * len(probe):
+            key = None
     if key is not None:
         inv, uniques = pd.factorize(key, sort=False)
         if len(uniques) < 0.8 * size:  # worth it: score each distinct row once
@@ -106,7 +111,9 @@ def score_codes(
             codes = {n: c[first] for n, c in codes.items()}
             inverse = inv
     rows = size if inverse is None else len(codes[next(iter(codes))]) if codes else 1
-    unique_out = np.empty((rows, total))
+    # column-major: the engine writes each state's row contiguously, and pandas keeps
+    # exactly this layout (one float block, columns contiguous) without a copy
+    unique_out = np.empty((total, rows)).T
     pad = {} if codes_query else {
         n: np.vstack([np.eye(cards[n]), np.ones((1, cards[n]))]) for n in codes
     }
