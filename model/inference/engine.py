@@ -859,28 +859,25 @@ class CompiledNetwork:
             # each tabulated message's combined code, for all rows at once (padded)
             program = self._program(hard_key, soft_key, frozenset(), True, False)
             padded = -(-size // BLOCK) * BLOCK
+            # codes as column indices of the code tables (-1 -> the ones column), padded
             prime: dict[int, np.ndarray] = {}
+            for u, c in varying.items():
+                prime[u] = np.full(padded, self._card[u], dtype=np.intp)
+                prime[u][:size] = np.where(c < 0, self._card[u], c)
             tab_codes: dict[int, np.ndarray] = {}
             for k, tab in program.tabulated.items():
                 code = np.zeros(padded, dtype=np.intp)
                 radix = 1
                 for u in tab.nodes:
-                    if u not in prime:
-                        prime[u] = np.full(padded, self._card[u], dtype=np.intp)
-                        c = varying[u]
-                        prime[u][:size] = np.where(c < 0, self._card[u], c)
                     code += prime[u] * radix
                     radix *= self._card[u] + 1
                 tab_codes[k] = code
             for start in range(0, size, BLOCK):
                 stop = min(size, start + BLOCK)
                 n_rows = stop - start
-                ev = {}
-                for i, c in varying.items():
-                    part = c[start:stop]
-                    if n_rows < pad_to:
-                        part = np.concatenate([part, np.full(pad_to - n_rows, -1, part.dtype)])
-                    ev[i] = self._code_table(i)[:, part]  # (card, rows): the big layout
+                # (card, rows): the big layout, gathered straight from the codes
+                ev = {i: self._code_tables[i].take(c[start : start + pad_to], axis=1)
+                      for i, c in prime.items()}
                 o = (np.empty((self._total_states, pad_to)).T if n_rows < pad_to
                      else out[start:stop])
                 js = {s: np.empty((pad_to, *j.shape[1:])) for s, j in joints.items()}
