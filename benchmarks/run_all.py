@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_engine.py", "bench_learn.py", "bench_app.py"]
+SCRIPTS = ["bench_engine.py", "bench_networks.py", "bench_learn.py", "bench_app.py"]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))

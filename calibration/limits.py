@@ -26,6 +26,7 @@ __all__ = [
     "MAX_CASE_COLUMNS",
     "MAX_CASE_ROWS",
     "MAX_CLIQUE_ENTRIES",
+    "MAX_EXPLANATION_STATES",
     "MAX_NESTING",
     "MAX_NODES",
     "MAX_PARENTS",
@@ -53,9 +54,13 @@ MAX_TABLE_COLUMNS = 65_536
 MAX_TABLE_ENTRIES = 1_048_576
 #: Most numbers in the largest table exact inference must build: a clique of the network's
 #: moral graph after triangulation (estimated with the min-degree heuristic), where all
-#: hidden nodes (roles latent and cause) share one clique because their joint posterior is
-#: computed for the most probable explanation. Each such table is held once per query row.
+#: causes (role cause) share one clique because every diagnosis computes their joint
+#: posterior. Each such table is held once per query row.
 MAX_CLIQUE_ENTRIES = 4_194_304
+#: Most joint states of the hidden nodes (roles latent and cause) together. The most probable
+#: explanation sums out every other unobserved node, and is found exactly by scoring each
+#: joint state of the hidden nodes in one batched query (16 yes/no hidden nodes at most).
+MAX_EXPLANATION_STATES = 65_536
 #: Smallest non-zero probability accepted in a calibration; an exact 0 is allowed (with a
 #: warning). Anything between would be numerically indistinguishable from zero after a few
 #: products, so it is refused instead of silently turning into 0 or 0.5.

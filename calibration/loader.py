@@ -27,6 +27,7 @@ from calibration.domain import (
 from calibration.limits import (
     MAX_CALIBRATION_BYTES,
     MAX_CLIQUE_ENTRIES,
+    MAX_EXPLANATION_STATES,
     MAX_NESTING,
     MAX_NODES,
     MAX_PARENTS,
@@ -402,23 +403,26 @@ def _check_structure(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
 def _check_compilable(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
     """Refuse a network whose exact inference would need a table over the size limit.
 
-    The hidden nodes' joint is checked first (a product, no graph); then the moral graph is
-    triangulated with networkx's min-degree heuristic and each clique's table size counted.
-    The engine triangulates on its own, so this is an estimate of the same order, made
-    before anything of that size exists.
+    The hidden nodes' joint states are counted first, a product with no graph (the most
+    probable explanation scores each of them); then the moral graph, with the causes tied
+    together (every diagnosis computes their joint posterior), is triangulated with
+    networkx's min-degree heuristic and each clique's table size counted. The engine
+    triangulates on its own, so this is an estimate of the same order, made before anything
+    of that size exists.
     """
     hidden = [n for n, node in nodes.items() if node.role in ("latent", "cause")]
     size = 1
     for n in hidden:
         size *= nodes[n].card
-        if size > MAX_CLIQUE_ENTRIES:
+        if size > MAX_EXPLANATION_STATES:
             problems.append(
                 f"[nodes]: the {len(hidden)} hidden nodes (role latent or cause) have more "
-                f"than {MAX_CLIQUE_ENTRIES:,} combinations of states together, the limit for "
-                "their joint posterior; give observable nodes a role (context, technique or "
-                "symptom)"
+                f"than {MAX_EXPLANATION_STATES:,} combinations of states together, the limit "
+                "for finding their most probable explanation exactly; give observable nodes "
+                "an observable role (context, technique or symptom), or use fewer hidden nodes"
             )
             return
+    causes = [n for n, node in nodes.items() if node.role == "cause"]
     from networkx.algorithms.approximation import treewidth_min_degree
 
     moral = nx.Graph()
@@ -426,7 +430,7 @@ def _check_compilable(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
     for name, node in nodes.items():
         family = (name, *node.parents)
         moral.add_edges_from(itertools.combinations(family, 2))
-    moral.add_edges_from(itertools.combinations(hidden, 2))
+    moral.add_edges_from(itertools.combinations(causes, 2))
     _, tree = treewidth_min_degree(moral)
     for bag in tree.nodes:
         size = 1

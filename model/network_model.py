@@ -97,9 +97,13 @@ class Model(CalibratedNetwork):
         causes = self.cause_probabilities(res.marginals)
         steps = decide.plan(self, lik, hard, triage.level, causes, intervals=intervals)
         joint = res.joints.get(tuple(self.latents))
-        mpe, mpe_p = (
-            explain.most_probable_explanation(self, joint[0]) if joint is not None else ({}, 1.0)
-        )
+        if joint is not None:
+            mpe, mpe_p = explain.most_probable_explanation(self, joint[0])
+        elif self.latents:
+            found, mpe_p = self.backend.engine.mpe(lik, self.latents)
+            mpe = {n: self.variables[n][found[n]] for n in self.latents}
+        else:
+            mpe, mpe_p = {}, 1.0
         posterior = {
             n: dict(zip(self.variables[n], map(float, res.marginals[n][0]), strict=True))
             for n in self.variables
@@ -161,46 +165,19 @@ class Model(CalibratedNetwork):
 
         Returns one column ``node=state`` per node and state, one row per input row.
         """
-        import pandas as pd
+        from model.inference.frames import FrameEvidenceError, posterior_frame
 
         df = check_batch_frame(df, self.variables)  # argument checks (see evidence.py)
-        size = len(df)
-        ev: dict[str, np.ndarray] = {}
-        for col in df.columns:
-            if col not in self.variables:
-                raise EvidenceError(
-                    f"unknown column {col!r}; columns must be nodes: {', '.join(self.variables)}"
-                )
-            states = self.variables[col]
-            values = df[col]
-            idx = np.full(size, -1, dtype=np.int64)
-            for i, state in enumerate(states):  # vectorised string compares: the fast path
-                idx[(values == state).to_numpy(dtype=bool, na_value=False)] = i
-            positions = np.flatnonzero(idx < 0)
-            unmatched = values.iloc[positions]
-            blank = unmatched.isna() | unmatched.astype(str).str.strip().eq("")
-            if not blank.all():
-                first = int(np.flatnonzero(~blank.to_numpy())[0])
-                raise EvidenceError(
-                    f"row {int(positions[first])}, column {col!r}: unknown state "
-                    f"{unmatched.iat[first]!r}; "
-                    f"valid states are: {', '.join(states)}"
-                )
-            if (idx >= 0).any():
-                arr = np.ones((size, len(states)))
-                known = idx >= 0
-                arr[known] = np.eye(len(states))[idx[known]]
-                ev[col] = arr
         try:
-            res = self.backend.query(ev)
+            engine = getattr(self.backend, "engine", None)  # the compiled engine takes codes
+            return posterior_frame(
+                df, self.variables, self.backend.query,
+                codes_query=getattr(engine, "query_codes", None),
+            )
+        except FrameEvidenceError as exc:
+            raise EvidenceError(str(exc)) from None
         except ImpossibleEvidenceError as exc:
             raise EvidenceError(f"impossible evidence in row(s) {exc.rows[:10]}") from None
-        data = {
-            f"{n}={s}": res.marginals[n][:, i]
-            for n in self.variables
-            for i, s in enumerate(self.variables[n])
-        }
-        return pd.DataFrame(data, index=df.index)
 
 
 def _check_delta(delta: object) -> None:

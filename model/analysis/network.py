@@ -61,7 +61,10 @@ class CalibratedNetwork:
         self.observable = [n for n, node in nodes.items() if node.role in OBSERVABLE_ROLES]
         self.cpts = calibration.cpts()
         self.backend_name = backend
-        joint_sets = [tuple(s) for s in (self.causes, self.latents) if s]
+        # the compiled engine finds the MPE by itself (CompiledNetwork.mpe); only the pgmpy
+        # reference needs the latents' joint for it
+        wanted = (self.causes,) if backend == "compiled" else (self.causes, self.latents)
+        joint_sets = [tuple(s) for s in wanted if s]
         self.backend: Backend = make_backend(
             backend, self.variables, self.parents, self.cpts, joint_sets
         )

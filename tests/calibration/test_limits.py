@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import model
 from calibration import limits
 from calibration.loader import load_calibration, parse_calibration
 from model.errors import CalibrationError
@@ -139,8 +140,19 @@ def test_table_entries_are_counted(bounded):
 
 
 def test_too_many_hidden_nodes_are_refused(bounded):
-    text = "".join(root(f"n{i}", role="latent") for i in range(30))
-    refused(text, "hidden nodes")
+    text = "".join(root(f"n{i}", role="latent") for i in range(17))  # 131,072 joint states
+    refused(text, f"more than {limits.MAX_EXPLANATION_STATES:,} combinations")
+
+
+def test_hidden_nodes_at_the_limit_are_explained_exactly(bounded):
+    # 16 binary latents: 65,536 joint states, each scored in one batched query
+    text = "".join(root(f"n{i}", role="latent") for i in range(16))
+    text += ('[nodes.s]\nstates = ["no", "yes"]\nrole = "symptom"\nparents = ["n0"]\n'
+             'cpt = "table"\n[nodes.s.table]\n"no" = [0.9, 0.1]\n"yes" = [0.2, 0.8]\n')
+    m = model.Model(parse_calibration(text))
+    d = m.diagnose({"s": "yes"})
+    assert d.most_probable_explanation["n0"] == "yes"
+    assert len(d.most_probable_explanation) == 16
 
 
 def test_a_network_too_connected_for_exact_inference_is_refused(bounded):
@@ -215,10 +227,11 @@ def test_documents_state_the_limits(document):
     text = (ROOT / document).read_text(encoding="utf-8")
     for name in ("MAX_CALIBRATION_BYTES", "MAX_NESTING", "MAX_NODES", "MAX_STATES",
                  "MAX_PARENTS", "MAX_TABLE_COLUMNS", "MAX_TABLE_ENTRIES", "MAX_CLIQUE_ENTRIES",
-                 "PROBABILITY_FLOOR"):
+                 "MAX_EXPLANATION_STATES", "PROBABILITY_FLOOR"):
         value = getattr(limits, name)
         shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
         assert shown in text, f"{document} does not state {name} = {shown}"
+        assert name in text, f"{document} does not name {name}"
     if document == "SECURITY.md":
         for name in ("MAX_CASE_BYTES", "MAX_CASE_ROWS", "MAX_CASE_COLUMNS", "LINK_MAX_CHARS",
                      "LINK_MAX_VALUES", "SOFT_EVIDENCE_FLOOR"):
