@@ -20,6 +20,25 @@ def test_python_example_runs(capsys):
     assert lines[4].startswith("['This looks like expected soreness")
 
 
+def test_any_network_example_runs_on_the_exported_network(tmp_path, monkeypatch, capsys):
+    """The second Python block, on the BIF file `knowpain export` writes, agrees with Model."""
+    import model
+    from model.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KNOWPAIN_HOME", str(tmp_path / "home"))
+    assert main(["export", "--format", "bif", "--out", "knowpain.bif"]) == 0
+    capsys.readouterr()
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    assert len(blocks) >= 2, "README has no any-network example"
+    exec(compile(blocks[1], "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    m = model.load_model()
+    expected = m.posterior({"max_attempt": "yes"})["stabilizer_overload"]["yes"]
+    assert float(lines[0]) == round(expected, 3)
+    assert lines[1] == f"(3, {sum(len(s) for s in m.variables.values())})"
+
+
 def test_two_commands_come_first_and_exist():
     first = re.search(r"```bash\n(.*?)```", README, re.S).group(1)
     assert "make app" in first and "make test" in first
