@@ -57,9 +57,11 @@ MAX_TABLE_ENTRIES = 1_048_576
 #: causes (role cause) share one clique because every diagnosis computes their joint
 #: posterior. Each such table is held once per query row.
 MAX_CLIQUE_ENTRIES = 4_194_304
-#: Most joint states of the hidden nodes (roles latent and cause) together. The most probable
-#: explanation sums out every other unobserved node, and is found exactly by scoring each
-#: joint state of the hidden nodes in one batched query (16 yes/no hidden nodes at most).
+#: Most joint states of the hidden nodes (roles latent and cause) scored one by one for their
+#: most probable explanation (every other unobserved node summed out): 16 yes/no hidden
+#: nodes. With more, the explanation is the hidden nodes' part of the most probable state of
+#: every unobserved node (max-product on the junction tree), whose cost does not grow with
+#: their number.
 MAX_EXPLANATION_STATES = 65_536
 #: Smallest non-zero probability accepted in a calibration; an exact 0 is allowed (with a
 #: warning). Anything between would be numerically indistinguishable from zero after a few

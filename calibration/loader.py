@@ -27,7 +27,6 @@ from calibration.domain import (
 from calibration.limits import (
     MAX_CALIBRATION_BYTES,
     MAX_CLIQUE_ENTRIES,
-    MAX_EXPLANATION_STATES,
     MAX_NESTING,
     MAX_NODES,
     MAX_PARENTS,
@@ -403,26 +402,24 @@ def _check_structure(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
 def _check_compilable(nodes: dict[str, NodeSpec], problems: list[str]) -> None:
     """Refuse a network whose exact inference would need a table over the size limit.
 
-    The hidden nodes' joint states are counted first, a product with no graph (the most
-    probable explanation scores each of them); then the moral graph, with the causes tied
-    together (every diagnosis computes their joint posterior), is triangulated with
+    The causes' joint posterior (every diagnosis computes it) is counted first, a product
+    with no graph; then the moral graph, with the causes tied together, is triangulated with
     networkx's min-degree heuristic and each clique's table size counted. The engine
     triangulates on its own, so this is an estimate of the same order, made before anything
     of that size exists.
     """
-    hidden = [n for n, node in nodes.items() if node.role in ("latent", "cause")]
+    causes = [n for n, node in nodes.items() if node.role == "cause"]
     size = 1
-    for n in hidden:
+    for n in causes:
         size *= nodes[n].card
-        if size > MAX_EXPLANATION_STATES:
+        if size > MAX_CLIQUE_ENTRIES:
             problems.append(
-                f"[nodes]: the {len(hidden)} hidden nodes (role latent or cause) have more "
-                f"than {MAX_EXPLANATION_STATES:,} combinations of states together, the limit "
-                "for finding their most probable explanation exactly; give observable nodes "
-                "an observable role (context, technique or symptom), or use fewer hidden nodes"
+                f"[nodes]: the {len(causes)} causes (role cause) have more than "
+                f"{MAX_CLIQUE_ENTRIES:,} combinations of states together, the limit for "
+                "their joint posterior; use fewer causes, or role latent for hidden nodes "
+                "that are not causes"
             )
             return
-    causes = [n for n, node in nodes.items() if node.role == "cause"]
     from networkx.algorithms.approximation import treewidth_min_degree
 
     moral = nx.Graph()

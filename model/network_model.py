@@ -97,13 +97,8 @@ class Model(CalibratedNetwork):
         causes = self.cause_probabilities(res.marginals)
         steps = decide.plan(self, lik, hard, triage.level, causes, intervals=intervals)
         joint = res.joints.get(tuple(self.latents))
-        if joint is not None:
-            mpe, mpe_p = explain.most_probable_explanation(self, joint[0])
-        elif self.latents:
-            found, mpe_p = self.backend.engine.mpe(lik, self.latents)
-            mpe = {n: self.variables[n][found[n]] for n in self.latents}
-        else:
-            mpe, mpe_p = {}, 1.0
+        mpe, mpe_p = explain.most_probable_explanation(
+            self, lik, None if joint is None else joint[0])
         posterior = {
             n: dict(zip(self.variables[n], map(float, res.marginals[n][0]), strict=True))
             for n in self.variables

@@ -12,6 +12,7 @@ import numpy as np
 
 from model.errors import UsageError
 from model.inference.batching import logit, stack_rows
+from model.inference.engine import MAX_MAP_CONFIGURATIONS
 from model.results import Contribution
 
 if TYPE_CHECKING:
@@ -119,11 +120,28 @@ def _shapley(
 
 
 def most_probable_explanation(
-    net: CalibratedNetwork, joint: np.ndarray
+    net: CalibratedNetwork, lik: Mapping[str, np.ndarray], joint: np.ndarray | None = None
 ) -> tuple[dict[str, str], float]:
-    """The jointly most probable states of the latent nodes, and that state's probability."""
+    """The jointly most probable states of the hidden nodes (``net.latents``) and their
+    posterior probability.
+
+    Exact marginal MAP — every other unobserved node summed out — from ``joint`` (the hidden
+    nodes' joint posterior, which the pgmpy backend computes) or by scoring each joint state
+    of the hidden nodes in the engine (at most ``MAX_MAP_CONFIGURATIONS``). Beyond that, the
+    hidden nodes' part of the most probable state of *every* unobserved node, by max-product
+    on the junction tree, and that state's probability: a different question, but one whose
+    cost grows with the tree's width rather than with the number of hidden nodes.
+    """
     if not net.latents:
         return {}, 1.0
-    idx = np.unravel_index(int(np.argmax(joint)), joint.shape)
-    states = {n: net.variables[n][i] for n, i in zip(net.latents, idx, strict=True)}
-    return states, float(joint[idx])
+    if joint is not None:
+        idx = np.unravel_index(int(np.argmax(joint)), joint.shape)
+        states = {n: net.variables[n][i] for n, i in zip(net.latents, idx, strict=True)}
+        return states, float(joint[idx])
+    engine = net.backend.engine
+    free = [n for n in net.latents if n not in lik or np.count_nonzero(lik[n]) > 1]
+    if math.prod(net.cards[n] for n in free) <= MAX_MAP_CONFIGURATIONS:
+        found, p = engine.mpe(lik, net.latents)
+    else:
+        found, p = engine.mpe(lik)
+    return {n: net.variables[n][found[n]] for n in net.latents}, p

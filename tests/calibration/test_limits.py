@@ -139,9 +139,21 @@ def test_table_entries_are_counted(bounded):
     refused(text, f"the limit is {limits.MAX_TABLE_ENTRIES:,}")
 
 
-def test_too_many_hidden_nodes_are_refused(bounded):
-    text = "".join(root(f"n{i}", role="latent") for i in range(17))  # 131,072 joint states
-    refused(text, f"more than {limits.MAX_EXPLANATION_STATES:,} combinations")
+def test_too_many_causes_are_refused(bounded):
+    text = "".join(root(f"n{i}", role="cause") for i in range(23))  # 8,388,608 joint states
+    refused(text, f"the 23 causes (role cause) have more than {limits.MAX_CLIQUE_ENTRIES:,}")
+
+
+def test_many_hidden_nodes_are_explained_by_max_product(bounded):
+    # 40 yes/no latents: 2**40 joint states, far beyond scoring each; max-product instead
+    text = "".join(root(f"n{i}", dist="[0.3, 0.7]", role="latent") for i in range(40))
+    text += ('[nodes.s]\nstates = ["no", "yes"]\nrole = "symptom"\nparents = ["n0"]\n'
+             'cpt = "table"\n[nodes.s.table]\n"no" = [0.2, 0.8]\n"yes" = [0.9, 0.1]\n')
+    d = model.Model(parse_calibration(text)).diagnose({"s": "yes"})
+    assert d.most_probable_explanation == {**{f"n{i}": "yes" for i in range(1, 40)},
+                                           "n0": "no"}
+    # P(s=yes | n0) is 0.8 for no, 0.1 for yes: n0=no wins (0.3 * 0.8 against 0.7 * 0.1)
+    assert abs(d.mpe_probability - 0.24 / 0.31 * 0.7**39) < 1e-15
 
 
 def test_hidden_nodes_at_the_limit_are_explained_exactly(bounded):
