@@ -4,26 +4,17 @@ show the text as text: no link or image made from it, no request to the outside 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from app_server import CHROMIUM, chromium, running_app
 from hostile import EVIL_LINK, hostile_calibration
 
 from calibration.store import Store
 from model.service.policy import self_contained, shipped_default
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 WAIT_MS = 20_000
 #: Where the hostile text points: nothing may link to it or load from it.
 OUTSIDE = ("evil.example", "127.0.0.1:9")
@@ -35,55 +26,19 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("hostile_home")
     Store(home / "knowpain.sqlite",
           seed_toml=self_contained(hostile_calibration(shipped_default()))).close()
-    port = free_port()
-    env = {**os.environ, "KNOWPAIN_HOME": str(home)}
-    env.pop("KNOWPAIN_THERAPIST_PASSCODE", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port),
-           "--browser.gatherUsageStats", "false"]
-    log = home / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, "streamlit exited early"
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                        break
-                except OSError:
-                    assert time.monotonic() < deadline, "streamlit did not start"
-                    time.sleep(0.25)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    with running_app(home, home / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium(sync_api) as b:
+        yield b
 
 
 def visit(browser, url: str, ready: str) -> tuple[object, list[str], object]:
