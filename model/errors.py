@@ -11,7 +11,7 @@ included, can raise these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "AccessError",
@@ -28,11 +28,14 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "UsageError",
+    "listing",
     "quote",
 ]
 
 #: Longest piece of user text a message repeats before cutting it short.
 QUOTE_LIMIT = 80
+#: Most names listed in a message (what is allowed), the rest counted.
+LIST_LIMIT = 40
 
 
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
@@ -42,6 +45,15 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
+def listing(names: Iterable[object], limit: int = LIST_LIMIT) -> str:
+    """``names`` joined by commas, the first ``limit`` of them and a count of the rest (a
+    1,000-node network's node list is not pasted into a message)."""
+    items = [str(n) for n in names]
+    if len(items) <= limit:
+        return ", ".join(items)
+    return ", ".join(items[:limit]) + f", … and {len(items) - limit:,} more"
 
 
 class KnowpainError(Exception):

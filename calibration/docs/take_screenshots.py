@@ -63,10 +63,13 @@ def practice_cases(path: Path, n: int = 120, seed: int = 4) -> Path:
 
 
 BROKEN_CSV = """\
-case_id,training_age,bracing_los,low_back_soreness,cause:stabilizer_overload,outcome
+case_id,training_age,bracing_loss,low_back_soreness,cause:stabilizer_overload,outcome
 B1,beginner,no,mild,yes,none
 B2,trained,often,Mild,no,
+B3,novice,,marked,maybe,
 B1,novice,,marked,,
+B4,first_sessions,no,mild,yes,none
+B5,trained,sometimes,none,no,none
 """
 
 
@@ -214,7 +217,7 @@ def tour(page: Page, url: str, work: Path) -> None:
     unlock(page, PASSCODE)
     page.get_by_text("Therapist mode is unlocked").wait_for()
     type_name(page, "Dr A")
-    choose(page, key("kp_cal_node"), "Stabilizers overloaded (leaky noisy-OR)")
+    choose(page, key("kp_cal_node"), "Back muscles met a new load (leaky noisy-OR)")
     number = "kp_cal_v_stabilizer_overload|training_age=first_sessions|yes"
     choose(page, key(number + "|w"), "expected")  # the word snaps the slider to 75
     page.locator(key(number + "|n")).get_by_text("75.0 %").first.wait_for()
@@ -235,14 +238,14 @@ def tour(page: Page, url: str, work: Path) -> None:
     shoot(page, "03-versions-diff.png", page.locator(key("kp_cal_versions")),
           page.locator(key("kp_cal_diff")))
 
-    # 3. Cases: a file with mistakes is refused as a whole
+    # 3. Cases: a file with broken rows: every problem listed, nothing imported unless asked
     nav(page, "Cases")
     open_tab(page, "Import and export")
     broken = work / "broken_cases.csv"
     broken.write_text(BROKEN_CSV, encoding="utf-8")
     uploader = page.locator("[data-testid=stFileUploader] input[type=file]").first
     uploader.set_input_files(str(broken))
-    page.locator(key("kp_cases_import")).get_by_text("was not imported").wait_for()
+    page.locator(key("kp_cases_import")).get_by_text("Import the valid rows").wait_for()
     settle(page)
     shoot(page, "04-cases-import-errors.png",
           page.get_by_role("heading", name="Import cases from a CSV file"),
@@ -266,7 +269,10 @@ def tour(page: Page, url: str, work: Path) -> None:
 
     # 4. Assess, still unlocked: answer a few questions, then the 'save this case' panel
     nav(page, "Assess")
-    page.get_by_role("heading", name="3 · What's likely and what to change").wait_for()
+    page.get_by_role("heading", name="3 · What's likely and what to do").wait_for()
+    # the warning signs come first: "None of these apply to me" lets the estimates show
+    page.locator(key("flag__none_apply")).get_by_text("None of these apply to me").click()
+    settle(page)
     for question in ("max_attempt", "grinding_reps"):
         page.locator(key(f"ans_{question}")).get_by_text("Yes", exact=True).click()
         settle(page)

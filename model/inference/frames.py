@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.errors import EvidenceError, ImpossibleEvidenceError
+from model.errors import EvidenceError, ImpossibleEvidenceError, listing, quote
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +41,7 @@ def encode_frame(
     for col in df.columns:
         if col not in variables:
             raise FrameEvidenceError(
-                f"unknown column {col!r}; columns must be nodes: {', '.join(variables)}"
+                f"unknown column {quote(col)}; columns must be nodes: {listing(variables)}"
             )
         states = list(variables[col])
         values = df[col]
@@ -55,8 +55,8 @@ def encode_frame(
             elif not (isinstance(u, str) and u.strip() == "") and not pd.isna(u):
                 row = int(np.flatnonzero(raw == k)[0])
                 raise FrameEvidenceError(
-                    f"row {row}, column {col!r}: unknown state {u!r}; "
-                    f"valid states are: {', '.join(states)}"
+                    f"row {row}, column {col!r}: unknown state {quote(u)}; "
+                    f"valid states are: {listing(states)}"
                 )
         c = lookup[raw]
         if (c >= 0).any():

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.errors import EvidenceError
+from model.errors import EvidenceError, listing, quote
 from model.inference.engine import BatchResult, CompiledNetwork, ImpossibleEvidenceError
+from model.inference.evidence import is_unknown
 from model.inference.formats import read_network_file
 
 if TYPE_CHECKING:
@@ -95,17 +96,17 @@ class Network:
                 continue
             if node not in self.variables:
                 raise NetworkEvidenceError(
-                    f"unknown node {node!r}; valid nodes are: {', '.join(self.variables)}"
+                    f"unknown node {quote(node)}; valid nodes are: {listing(self.variables)}"
                 )
             states = self.variables[node]
-            if value is None or (isinstance(value, float) and np.isnan(value)):
+            if is_unknown(value):  # None, "", NaN, pd.NA: not observed
                 continue
             if isinstance(value, str | int | np.integer) and not isinstance(value, bool):
                 if isinstance(value, str):
                     if value not in self._state_index[node]:
                         raise NetworkEvidenceError(
-                            f"unknown state {value!r} for node {node!r}; valid states are: "
-                            f"{', '.join(states)}"
+                            f"unknown state {quote(value)} for node {node!r}; valid states "
+                            f"are: {listing(states)}"
                         )
                     index = self._state_index[node][value]
                 else:
@@ -120,12 +121,18 @@ class Network:
                 bad = [s for s in value if s not in self._state_index[node]]
                 if bad:
                     raise NetworkEvidenceError(
-                        f"unknown state {bad[0]!r} for node {node!r}; valid states are: "
-                        f"{', '.join(states)}"
+                        f"unknown state {quote(bad[0])} for node {node!r}; valid states "
+                        f"are: {listing(states)}"
                     )
                 vec = np.array([float(value.get(s, 0.0)) for s in states])
             else:
-                vec = np.asarray(value, dtype=float).reshape(-1)
+                try:
+                    vec = np.asarray(value, dtype=float).reshape(-1)
+                except (TypeError, ValueError):
+                    raise NetworkEvidenceError(
+                        f"evidence for {node!r} must be a state name, a state index, "
+                        f"{{state: weight}} or {len(states)} weights; got {quote(value)}"
+                    ) from None
                 if vec.shape != (len(states),):
                     raise NetworkEvidenceError(
                         f"likelihood for {node!r} needs {len(states)} weights, got {vec.size}"

@@ -79,6 +79,31 @@ def test_bad_evidence_names_the_problem(alarm):
         alarm.marginals({"HR": [0, 0, 0]})
 
 
+def test_unknown_values_are_not_observed_and_bad_ones_are_knowpain_errors(alarm):
+    from model.errors import KnowpainError
+
+    prior = alarm.marginals()
+    for unknown in (None, "", float("nan"), pd.NA):
+        assert alarm.marginals({"HR": unknown})["HR"] == pytest.approx(prior["HR"])
+    with pytest.raises(NetworkEvidenceError, match=r"state name, a state index") as info:
+        alarm.marginals({"HR": object()})
+    assert isinstance(info.value, KnowpainError)
+    # what a message quotes is cut short, and a long node list is counted, not pasted
+    with pytest.raises(NetworkEvidenceError) as info:
+        alarm.marginals({"x" * 100_000: "y"})
+    text = str(info.value)
+    assert len(text) < 1_000 and "100002 characters" in text
+
+
+def test_a_long_list_of_allowed_names_is_counted_not_pasted():
+    from model.errors import LIST_LIMIT, listing
+
+    assert listing(["a", "b"]) == "a, b"
+    many = listing(f"n{i}" for i in range(1_041))
+    assert many.startswith("n0, n1,") and many.endswith(f"… and {1_041 - LIST_LIMIT:,} more")
+    assert f"n{LIST_LIMIT - 1}," in many and f"n{LIST_LIMIT}," not in many
+
+
 def test_impossible_evidence_raises(alarm):
     # a deterministic link in alarm: find one by search, then contradict it
     for n in alarm.variables:
