@@ -52,15 +52,16 @@ def test_default_network_matches_pyagrum_on_500_evidence_sets(default_model):
         checked += 1
 
 
-def test_default_network_matches_pgmpy_on_500_evidence_sets(default_model):
+def test_default_network_matches_pgmpy_on_120_evidence_sets(default_model):
+    # pgmpy takes ~60 ms an evidence set here; pyAgrum covers 500 above
     m = default_model
     ref = PgmpyBackend(m.variables, m.parents, m.cpts)
     rng = np.random.default_rng(2)
-    rows = [random_evidence(rng, m.variables, m.cpts) for _ in range(500)]
+    rows = [random_evidence(rng, m.variables, m.cpts) for _ in range(120)]
     liks = [likelihoods(m.variables, h, s) for h, s in rows]
     from model.inference.batching import stack_rows
 
-    ours = m.backend.query(stack_rows(liks, m.cards))  # all 500 in one batch
+    ours = m.backend.query(stack_rows(liks, m.cards))  # all in one batch
     theirs = ref.query(stack_rows(liks, m.cards))
     for n in m.variables:
         np.testing.assert_allclose(ours.marginals[n], theirs.marginals[n], atol=TOL, rtol=0)
