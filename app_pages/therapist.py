@@ -325,7 +325,7 @@ def checks_panel(review: Review, key: str) -> bool:
                      + "\n".join(f"- {plain(r)}" for r in review.screen_reasons),
                      icon=":material/shield:")
         rows = [{"check": r.id, "result": "pass" if r.passed else "FAIL",
-                 "values (must fall)": " > ".join(word(v) for v in r.values),
+                 "values (must fall)": r.detail or " > ".join(word(v) for v in r.values),
                  "what it says": r.description}
                 for r in sorted(results, key=lambda r: r.passed)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=240)

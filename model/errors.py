@@ -154,14 +154,18 @@ class AccessError(KnowpainError, PermissionError):
 class BackOffError(AccessError):
     """Too many wrong passcodes lately: no passcode is checked for ``retry_after`` seconds."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, longest: float | None = None) -> None:
         self.retry_after = float(retry_after)
-        wait = max(1, round(self.retry_after))
-        when = f"{wait} s" if wait < 120 else f"{(wait + 59) // 60} min"
+        cap = f", up to {_duration(longest)}" if longest else ""
         super().__init__(
-            f"too many wrong passcodes: try again in {when} (the passcode was not checked; "
-            "each further wrong passcode doubles the wait)"
+            f"too many wrong passcodes: try again in {_duration(self.retry_after)} (the "
+            f"passcode was not checked; each further wrong passcode doubles the wait{cap})"
         )
+
+
+def _duration(seconds: float) -> str:
+    wait = max(1, round(seconds))
+    return f"{wait} s" if wait < 120 else f"{(wait + 59) // 60} min"
 
 
 class StoreError(KnowpainError):

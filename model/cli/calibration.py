@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from model.cli import io
 from model.cli.lifter import export, print_checks
-from model.errors import CaseImportError, RefusedError, UsageError
+from model.errors import CaseImportError, InputError, UsageError
 
 if TYPE_CHECKING:
     from calibration.schema import Calibration
@@ -162,6 +162,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     if args.out is None and not args.save:
         raise UsageError("say where the refit goes: --out FILE, --save, or both")
+    if args.activate and not args.save:
+        raise UsageError("--activate makes the saved refit active: use it with --save")
     if args.out is not None:
         io.check_out(Path(args.out), args.force)
     if args.top < 1:
@@ -199,7 +201,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                            cases_label=cases_label)
         else:
             if clinic_of().case_counts().total == 0:
-                raise RefusedError(
+                raise InputError(
                     f"there are no cases in {clinic_of().path} to refit from: import some "
                     "(knowpain cases import FILE) or give --cases FILE")
             result = clinic_of().refit(args.method, folds=args.folds, seed=args.seed,
@@ -310,7 +312,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with Clinic.open(io.settings(args)) as clinic:
         cal = clinic.calibration(args.version)
-    export(cal, args.format, args.out, args.force)
+        version = clinic.version(args.version) if args.version else clinic.active()
+        active = clinic.active().id
+    export(cal, args.format, args.out, args.force,
+           f"version {version.id}" + (", the active one" if version.id == active else ""))
     return 0
 
 
@@ -362,7 +367,10 @@ def cmd_activate(args: argparse.Namespace) -> int:
     with Clinic.open(conf, io.grant(args, conf)) as clinic:
         previous = clinic.active()
         version = clinic.activate(args.version, args.who)
-    print(f"Active calibration is now version {version.id} (was {previous.id}).")
+    if version.id == previous.id:
+        print(f"Version {version.id} is already the active calibration; nothing changed.")
+    else:
+        print(f"Active calibration is now version {version.id} (was {previous.id}).")
     return 0
 
 

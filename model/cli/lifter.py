@@ -93,7 +93,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def export(cal, fmt: str, out: str, force: bool) -> None:
+def export(cal, fmt: str, out: str, force: bool, source: str = "") -> None:
     """Write ``cal`` as TOML, BIF or XMLBIF to ``out`` (complete or not at all)."""
     target = Path(out)
     io.check_out(target, force)
@@ -107,14 +107,14 @@ def export(cal, fmt: str, out: str, force: bool) -> None:
         net = build_network(cal.variables, {n: list(s.parents) for n, s in cal.nodes.items()},
                             cal.cpts())
         io.atomic_write(target, lambda tmp: export_network(net, fmt, tmp), force=force)
-    print(f"wrote {target}")
+    print(f"Wrote {target}" + (f" ({source})." if source else "."))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from model.service.clinic import lifter_calibration
 
-    cal, _ = lifter_calibration(io.settings(args), args.calibration)
-    export(cal, args.format, args.out, args.force)
+    cal, source = lifter_calibration(io.settings(args), args.calibration)
+    export(cal, args.format, args.out, args.force, source)
     return 0
 
 

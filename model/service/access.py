@@ -15,7 +15,7 @@ one is even checked (1 s, 2 s, 4 s, ...), up to :data:`MAX_DELAY`. The same rule
 browser session (the app keeps the times in session state) and per store (the failed tries
 are in the store's audit log, see :func:`model.service.clinic.unlock`), so a new session
 does not reset it. An attacker who keeps trying as fast as allowed gets 8 guesses in the
-first 10 seconds, 18 in the first hour, then about 14 an hour (about 300 a day).
+first 10 seconds, 17 in the first hour, then about 15 an hour (about 300 a day).
 """
 
 from __future__ import annotations
@@ -93,4 +93,4 @@ def require_no_backoff(failures: Iterable[datetime], now: datetime) -> None:
     """Raise :class:`BackOffError` while the back-off says to wait."""
     wait = retry_after(failures, now)
     if wait > 0:
-        raise BackOffError(wait)
+        raise BackOffError(wait, MAX_DELAY)

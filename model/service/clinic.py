@@ -243,7 +243,7 @@ class ImportPlan:
             lines.append(f"{len(self.known):,} row(s) already stored (same case_id): "
                          + "; ".join(self.known_summary()))
         if self.broken:
-            lines.append(f"{len(self.broken):,} broken row(s), named below")
+            lines.append(f"{len(self.broken):,} broken row(s), each named by row and column")
         if not self.file.has_case_ids:
             lines.append("no case_id column: identical rows are kept as separate cases")
         return lines
@@ -484,9 +484,13 @@ class Clinic:
             activate=activate, kind="refit", fitted_from=fitted_from, fit_detail=detail)
 
     def activate(self, ref: str | int, who: str) -> CalibrationVersion:
-        """Make a stored version the one lifters see."""
+        """Make a stored version the one lifters see (nothing is written, nor audited, when
+        it already is)."""
         name = self._require(who)
-        return self._store.activate(self.version(ref).id, who=name)
+        version = self.version(ref)
+        if version.id == self.active().id:
+            return version
+        return self._store.activate(version.id, who=name)
 
     def rollback(self, who: str) -> CalibrationVersion:
         """Make the parent of the active version active again."""

@@ -64,7 +64,8 @@ class Review:
         out = []
         for r in self.failed_checks:
             found = shortfall(specs[r.id], r.values) if r.id in specs else None
-            out.append(f"behaviour check fails: {found if found is not None else r}")
+            why = found if found is not None else f"{r.id}: {r.detail or r.description}"
+            out.append(f"behaviour check fails: {why}")
         return out
 
     @property

@@ -6,7 +6,8 @@ one (Witteman 2007 found the same answers on numeric, verbal and combined scales
 preferred the combined one).
 
 Two changes from the published scale, both for readers who are lifters, not modellers: the
-end words are kept for the ends (below 1 % and above 99 %), so the honest catch-all cause at
+end words are kept for the ends (below 0.5 % and from 99.5 %: what shows as "<1 %" and
+">99 %"), so the honest catch-all cause at
 5 % reads "improbable", not "(almost) impossible", and 93 % reads "probable", not "(almost)
 certain"; and the 25 % anchor reads "unlikely" where the scale's "uncertain" would read as
 "don't know".

@@ -543,7 +543,7 @@ def test_fit_defaults_to_every_stored_case_and_the_expert_base(
 ) -> None:
     store, code = store_args(tmp_path), unlock(monkeypatch, tmp_path)
     out = tmp_path / "r.toml"
-    assert main(["calibration", "fit", "--out", str(out), *store]) == 3
+    assert main(["calibration", "fit", "--out", str(out), *store]) == 2
     assert "no cases in" in capsys.readouterr().err and not out.exists()
     csv = write_csv(tmp_path / "c.csv", cases_frame(truth, 120, seed=6))
     assert main(["cases", "import", str(csv), "--who", "Dr A", *store, *code]) == 0
@@ -604,3 +604,24 @@ def test_building_the_parser_stays_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_activating_the_active_version_changes_nothing_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    store, code = store_args(tmp_path), unlock(monkeypatch, tmp_path)
+    assert main(["calibration", "activate", "v1", "--who", "Dr A", *store, *code]) == 0
+    assert "already the active calibration; nothing changed" in capsys.readouterr().out
+    with Store(tmp_path / "store.sqlite") as s:
+        assert [e.action for e in s.audit_log()] == ["seed"]
+
+
+def test_fit_activate_needs_save_and_export_names_the_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = store_args(tmp_path)
+    out = tmp_path / "r.toml"
+    assert main(["calibration", "fit", "--out", str(out), "--activate", *store]) == 2
+    assert "use it with --save" in capsys.readouterr().err and not out.exists()
+    assert main(["calibration", "export", "--format", "toml", "--out", str(out), *store]) == 0
+    assert capsys.readouterr().out.strip() == f"Wrote {out} (version 1, the active one)."
