@@ -279,30 +279,76 @@ def _greedy_path(
     return path
 
 
-def _blas_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
-    """A pairwise contraction as ``np.tensordot`` (BLAS) when it is one, else None.
+PAIR_MIN = 1 << 12  # a pairwise product touching fewer entries than this stays an einsum
 
-    Returns tensordot's ``axes`` and its natural output order (``a``'s free letters, then
-    ``b``'s).
+
+def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
+    """A pairwise contraction as one batched matrix product (or broadcast product).
+
+    numpy's einsum loops over the whole iteration space, slowly when its operands are
+    strided views; a transpose-and-copy of each operand followed by ``np.matmul`` (BLAS)
+    costs little more than reading them once. Returns the step function and its natural
+    output letters (shared kept letters, then ``a``'s own, then ``b``'s own), or None when
+    the product is too small to be worth it.
     """
-    shared = [c for c in a if c in b]
-    if (
-        not shared
-        or len(set(a)) != len(a)
-        or len(set(b)) != len(b)
-        or any(c in keep for c in shared)
-        or any(c not in keep for c in a + b if c not in shared)
-        or math.prod(sizes[c] for c in shared) < 64  # a short inner product: einsum wins
-    ):
+    if math.prod(sizes[c] for c in set(a + b)) < PAIR_MIN:
         return None
-    natural = "".join(c for c in a if c not in shared) + "".join(c for c in b if c not in shared)
-    axes = ([a.index(c) for c in shared], [b.index(c) for c in shared])
-    return axes, natural
+    batch = [c for c in a if c in b and c in keep]
+    inner = [c for c in a if c in b and c not in keep]
+    left = [c for c in a if c not in b and c in keep]
+    right = [c for c in b if c not in a and c in keep]
+    natural = "".join(batch + left + right)
+
+    def prep(s: str, order: list[str]) -> tuple:
+        idle = tuple(k for k, c in enumerate(s) if c not in order)  # summed out alone
+        rest = [c for c in s if c in order]
+        perm = tuple(rest.index(c) for c in order)
+        return idle, None if perm == tuple(range(len(perm))) else perm
+
+    def size(letters: list[str]) -> int:  # -1: holds the batch axis, known at run time
+        return -1 if BATCH in letters else math.prod(sizes[c] for c in letters)
+
+    nb, nl, nk, nr = size(batch), size(left), size(inner), size(right)
+    x_idle, x_perm = prep(a, batch + left + inner)
+    y_idle, y_perm = prep(b, batch + inner + right)
+    fn = partial(
+        _pair_product,
+        x_idle=x_idle, x_perm=x_perm, x_shape=(nb, nl, nk),
+        y_idle=y_idle, y_perm=y_perm, y_shape=(nb, nk, nr),
+        shape=tuple(-1 if c == BATCH else sizes[c] for c in natural), outer=not inner,
+    )
+    return fn, natural
 
 
-def _tensordot(x: np.ndarray, y: np.ndarray, axes: tuple, perm: tuple[int, ...]) -> np.ndarray:
-    out = np.tensordot(x, y, axes)
-    return out if perm == tuple(range(out.ndim)) else out.transpose(perm)
+def _pair_product(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_idle: tuple[int, ...],
+    x_perm: tuple[int, ...] | None,
+    x_shape: tuple[int, int, int],
+    y_idle: tuple[int, ...],
+    y_perm: tuple[int, ...] | None,
+    y_shape: tuple[int, int, int],
+    shape: tuple[int, ...],
+    outer: bool,
+) -> np.ndarray:
+    if x_idle:
+        x = x.sum(axis=x_idle)
+    if y_idle:
+        y = y.sum(axis=y_idle)
+    if x_perm is not None:
+        x = x.transpose(x_perm)
+    if y_perm is not None:
+        y = y.transpose(y_perm)
+    x = x.reshape(x_shape)
+    y = y.reshape(y_shape)
+    # nothing summed: a broadcast product, (nb, nl, 1) * (nb, 1, nr)
+    return (np.multiply(x, y) if outer else np.matmul(x, y)).reshape(shape)
+
+
+def _then_transpose(fn, perm: tuple[int, ...], *args: np.ndarray) -> np.ndarray:
+    return fn(*args).transpose(perm)
 
 
 def _safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -517,7 +563,7 @@ class CompiledNetwork:
                 if not live:
                     keep = out
                 fn = (
-                    _blas_step(picked[0][0], picked[1][0], keep, sizes)
+                    _pair_step(picked[0][0], picked[1][0], keep, sizes)
                     if len(picked) == 2
                     else None
                 )
@@ -527,11 +573,13 @@ class CompiledNetwork:
                     if big:
                         einsum_out[next_slot] = (subs, tuple(sizes[c] for c in keep))
                 else:
-                    axes, natural = fn
-                    if live:  # an intermediate: keep tensordot's own axis order
+                    fn, natural = fn
+                    if live:  # an intermediate: keep the product's own axis order
                         keep = natural
-                    perm = tuple(natural.index(c) for c in keep)
-                    fn = partial(_tensordot, axes=axes, perm=perm)
+                    else:
+                        perm = tuple(natural.index(c) for c in keep)
+                        if perm != tuple(range(len(perm))):
+                            fn = partial(_then_transpose, fn, perm)
                 steps.append((fn, next_slot, tuple(s for _, s in picked)))
                 slots_batched[next_slot] = has_b
                 live.append((keep, next_slot))
