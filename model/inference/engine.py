@@ -280,6 +280,10 @@ def _greedy_path(
 
 
 PAIR_MIN = 1 << 12  # a pairwise product touching fewer entries than this stays an einsum
+# OpenBLAS runs a matrix product with m·n·k above about 2**19 on several threads; while other
+# processes keep the cores busy those threads wait on each other (a 0.1 ms product took
+# 16 ms), so bigger products go as a stack of smaller ones, each on one thread
+GEMM_PIECE = 1 << 18
 
 
 def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
@@ -311,11 +315,20 @@ def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
     nb, nl, nk, nr = size(batch), size(left), size(inner), size(right)
     x_idle, x_perm = prep(a, batch + left + inner)
     y_idle, y_perm = prep(b, batch + inner + right)
+    mode, piece = ("outer" if not inner else "matmul"), 0
+    if inner and min(nb, nl, nr) > 0 and nl * nk * nr > GEMM_PIECE:
+        # the most rows (of x) or columns (of y) per piece that stay under GEMM_PIECE
+        rows = max((d for d in range(2, nl + 1) if nl % d == 0 and d * nk * nr <= GEMM_PIECE),
+                   default=0)
+        cols = max((d for d in range(2, nr + 1) if nr % d == 0 and nl * nk * d <= GEMM_PIECE),
+                   default=0)
+        if rows or cols:
+            mode, piece = ("rows", rows) if rows * nr >= cols * nl else ("cols", cols)
     fn = partial(
         _pair_product,
         x_idle=x_idle, x_perm=x_perm, x_shape=(nb, nl, nk),
         y_idle=y_idle, y_perm=y_perm, y_shape=(nb, nk, nr),
-        shape=tuple(-1 if c == BATCH else sizes[c] for c in natural), outer=not inner,
+        shape=tuple(-1 if c == BATCH else sizes[c] for c in natural), mode=mode, piece=piece,
     )
     return fn, natural
 
@@ -331,8 +344,12 @@ def _pair_product(
     y_perm: tuple[int, ...] | None,
     y_shape: tuple[int, int, int],
     shape: tuple[int, ...],
-    outer: bool,
+    mode: str,
+    piece: int,
 ) -> np.ndarray:
+    """``x`` times ``y`` as laid out by :func:`_pair_step`: ``mode`` is "outer" (nothing
+    summed), "matmul", or "rows" / "cols" (split into products of ``piece`` rows of ``x`` or
+    columns of ``y``)."""
     if x_idle:
         x = x.sum(axis=x_idle)
     if y_idle:
@@ -343,8 +360,15 @@ def _pair_product(
         y = y.transpose(y_perm)
     x = x.reshape(x_shape)
     y = y.reshape(y_shape)
-    # nothing summed: a broadcast product, (nb, nl, 1) * (nb, 1, nr)
-    return (np.multiply(x, y) if outer else np.matmul(x, y)).reshape(shape)
+    if mode == "matmul":
+        return np.matmul(x, y).reshape(shape)
+    if mode == "outer":  # (nb, nl, 1) * (nb, 1, nr)
+        return np.multiply(x, y).reshape(shape)
+    nb, nk = x.shape[0], x.shape[2]
+    if mode == "rows":  # (nb, c, piece, nk) @ (nb, 1, nk, nr): already in output order
+        return np.matmul(x.reshape(nb, -1, piece, nk), y[:, None]).reshape(shape)
+    out = np.matmul(x[:, None], y.reshape(nb, nk, -1, piece).transpose(0, 2, 1, 3))
+    return out.transpose(0, 2, 1, 3).reshape(shape)
 
 
 def _then_transpose(fn, perm: tuple[int, ...], *args: np.ndarray) -> np.ndarray:
