@@ -290,15 +290,20 @@ def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
     """A pairwise contraction as one batched matrix product (or broadcast product).
 
     numpy's einsum loops over the whole iteration space, slowly when its operands are
-    strided views; a transpose-and-copy of each operand followed by ``np.matmul`` (BLAS)
-    costs little more than reading them once. Returns the step function and its natural
+    strided views; ``np.matmul`` (BLAS) over views of the operands costs little more than
+    reading them. Letters shared and kept are matmul's batch axes (any strides will do); each
+    operand's other letters are merged into its two matrix axes, which copies it only when
+    they are not already adjacent in memory. Returns the step function and its natural
     output letters (shared kept letters, then ``a``'s own, then ``b``'s own), or None when
     the product is too small to be worth it.
     """
     if math.prod(sizes[c] for c in set(a + b)) < PAIR_MIN:
         return None
-    batch = [c for c in a if c in b and c in keep]
-    inner = [c for c in a if c in b and c not in keep]
+    # the larger operand sets the order of the letters both share, so it is the one
+    # most likely to need no copy
+    big = a if math.prod(sizes[c] for c in a) >= math.prod(sizes[c] for c in b) else b
+    batch = [c for c in big if c in a and c in b and c in keep]
+    inner = [c for c in big if c in a and c in b and c not in keep]
     left = [c for c in a if c not in b and c in keep]
     right = [c for c in b if c not in a and c in keep]
     natural = "".join(batch + left + right)
@@ -309,28 +314,46 @@ def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
         perm = tuple(rest.index(c) for c in order)
         return idle, None if perm == tuple(range(len(perm))) else perm
 
-    def size(letters: list[str]) -> int:  # -1: holds the batch axis, known at run time
+    def dim(c: str) -> int:  # -1: the batch axis, its length known at run time
+        return -1 if c == BATCH else sizes[c]
+
+    def size(letters: list[str]) -> int:
         return -1 if BATCH in letters else math.prod(sizes[c] for c in letters)
 
-    nb, nl, nk, nr = size(batch), size(left), size(inner), size(right)
     x_idle, x_perm = prep(a, batch + left + inner)
     y_idle, y_perm = prep(b, batch + inner + right)
-    mode, piece = ("outer" if not inner else "matmul"), 0
-    if inner and min(nb, nl, nr) > 0 and nl * nk * nr > GEMM_PIECE:
-        # the most rows (of x) or columns (of y) per piece that stay under GEMM_PIECE
-        rows = max((d for d in range(2, nl + 1) if nl % d == 0 and d * nk * nr <= GEMM_PIECE),
-                   default=0)
-        cols = max((d for d in range(2, nr + 1) if nr % d == 0 and nl * nk * d <= GEMM_PIECE),
-                   default=0)
-        if rows or cols:
-            mode, piece = ("rows", rows) if rows * nr >= cols * nl else ("cols", cols)
+    heads = tuple(dim(c) for c in batch)
+    nl, nk, nr = size(left), size(inner), size(right)
+    mode, piece = "matmul", 0
+    if not inner:  # nothing summed: a broadcast product, no axis merged
+        mode = "outer"
+        x_shape = (*heads, *map(dim, left), *(1 for _ in right))
+        y_shape = (*heads, *(1 for _ in left), *map(dim, right))
+    else:
+        x_shape, y_shape = (*heads, nl, nk), (*heads, nk, nr)
+        if min(nl, nr) > 0 and nl * nk * nr > GEMM_PIECE:
+            # the most rows (of x) or columns (of y) per piece that stay under GEMM_PIECE
+            rows = max((d for d in range(2, nl + 1)
+                        if nl % d == 0 and d * nk * nr <= GEMM_PIECE), default=0)
+            cols = max((d for d in range(2, nr + 1)
+                        if nr % d == 0 and nl * nk * d <= GEMM_PIECE), default=0)
+            if rows or cols:
+                mode, piece = ("rows", rows) if rows * nr >= cols * nl else ("cols", cols)
     fn = partial(
         _pair_product,
-        x_idle=x_idle, x_perm=x_perm, x_shape=(nb, nl, nk),
-        y_idle=y_idle, y_perm=y_perm, y_shape=(nb, nk, nr),
-        shape=tuple(-1 if c == BATCH else sizes[c] for c in natural), mode=mode, piece=piece,
+        x_idle=x_idle, x_perm=x_perm, x_shape=x_shape,
+        y_idle=y_idle, y_perm=y_perm, y_shape=y_shape,
+        shape=tuple(map(dim, natural)), mode=mode, piece=piece,
     )
     return fn, natural
+
+
+def _matrix(x: np.ndarray) -> np.ndarray:
+    """``x`` as BLAS takes it: one of its two last axes of unit stride (numpy's matmul
+    falls back to a slow loop of its own otherwise)."""
+    if x.strides[-1] == x.itemsize or x.strides[-2] == x.itemsize:
+        return x
+    return np.ascontiguousarray(x)
 
 
 def _pair_product(
@@ -339,10 +362,10 @@ def _pair_product(
     *,
     x_idle: tuple[int, ...],
     x_perm: tuple[int, ...] | None,
-    x_shape: tuple[int, int, int],
+    x_shape: tuple[int, ...],
     y_idle: tuple[int, ...],
     y_perm: tuple[int, ...] | None,
-    y_shape: tuple[int, int, int],
+    y_shape: tuple[int, ...],
     shape: tuple[int, ...],
     mode: str,
     piece: int,
@@ -360,15 +383,17 @@ def _pair_product(
         y = y.transpose(y_perm)
     x = x.reshape(x_shape)
     y = y.reshape(y_shape)
+    if mode == "outer":
+        return np.multiply(x, y).reshape(shape)
+    x, y = _matrix(x), _matrix(y)
     if mode == "matmul":
         return np.matmul(x, y).reshape(shape)
-    if mode == "outer":  # (nb, nl, 1) * (nb, 1, nr)
-        return np.multiply(x, y).reshape(shape)
-    nb, nk = x.shape[0], x.shape[2]
-    if mode == "rows":  # (nb, c, piece, nk) @ (nb, 1, nk, nr): already in output order
-        return np.matmul(x.reshape(nb, -1, piece, nk), y[:, None]).reshape(shape)
-    out = np.matmul(x[:, None], y.reshape(nb, nk, -1, piece).transpose(0, 2, 1, 3))
-    return out.transpose(0, 2, 1, 3).reshape(shape)
+    if mode == "rows":  # (..., c, piece, nk) @ (..., 1, nk, nr): already in output order
+        x = x.reshape((*x.shape[:-2], -1, piece, x.shape[-1]))
+        return np.matmul(x, y[..., None, :, :]).reshape(shape)
+    y = np.moveaxis(y.reshape((*y.shape[:-1], -1, piece)), -2, -3)  # (..., c, nk, piece)
+    out = np.matmul(x[..., None, :, :], y)  # (..., c, nl, piece)
+    return np.moveaxis(out, -3, -2).reshape(shape)
 
 
 def _then_transpose(fn, perm: tuple[int, ...], *args: np.ndarray) -> np.ndarray:
