@@ -543,6 +543,10 @@ class CompiledNetwork:
         einsum_out: dict[int, tuple[str, tuple[int, ...]]] = {}  # big: reusable outputs
         constants: list[tuple[int, np.ndarray]] = []
         next_slot = n_inputs
+        # the same product of the same slots is computed once: messages out of one clique
+        # share most of their operands, and often the first pairs of their paths (not in big
+        # batches, whose tabulated messages skip steps)
+        made: dict[tuple, int] = {}
 
         def letters(vars_: Sequence[int], table: dict[int, str]) -> str:
             return "".join(table[u] for u in vars_)
@@ -578,6 +582,11 @@ class CompiledNetwork:
             sizes = {**{table[u]: card[u] for u in involved}, BATCH: BLOCK if big else 1}
             if (width <= WIDE and not (any_batched and big)) or len(ins) == 1:
                 subs = ",".join(sub(sc, slots_batched[s]) for s, sc in ins) + "->" + out
+                key = (subs, tuple(s for s, _ in ins))
+                if key in made:
+                    return made[key]
+                if not big:
+                    made[key] = next_slot
                 steps.append((partial(_einsum, subs), next_slot, tuple(s for s, _ in ins)))
                 if big:
                     einsum_out[next_slot] = (subs, tuple(sizes[c] for c in out))
@@ -629,11 +638,17 @@ class CompiledNetwork:
                         perm = tuple(natural.index(c) for c in keep)
                         if perm != tuple(range(len(perm))):
                             fn = partial(_then_transpose, fn, perm)
+                key = (",".join(s for s, _ in picked) + "->" + keep, tuple(s for _, s in picked))
+                if key in made:
+                    live.append((keep, made[key]))
+                    continue
+                if not big:
+                    made[key] = next_slot
                 steps.append((fn, next_slot, tuple(s for _, s in picked)))
                 slots_batched[next_slot] = has_b
                 live.append((keep, next_slot))
                 next_slot += 1
-            return next_slot - 1
+            return live[-1][1]
 
         def emit(fn, ins: tuple[int, ...], batched: bool) -> int:
             nonlocal next_slot
