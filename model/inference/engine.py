@@ -72,10 +72,13 @@ class BatchResult:
 
 # ---- triangulation and the junction tree ---------------------------------------------------
 TRIANGULATIONS = ("fill", "weight")  # always tried; the smallest total clique size wins
-# also tried when the best of those still has this many clique states: min-fill and
-# min-weight can miss by a factor of several (munin1's largest clique: 1.8M vs 375k states)
+# also tried when the best of those still has this many clique states (or a tenth of it
+# on graphs of at most SMALL_GRAPH nodes, where it costs next to nothing): min-fill and
+# min-weight can miss by a factor of several (munin1's largest clique: 1.8M vs 375k
+# states), while on a 1000-node graph the weighted rule costs 50-200 ms
 WEIGHTED_TRIANGULATIONS = ("weighted-fill-per-state",)
-WEIGHTED_FROM = 1e5
+WEIGHTED_FROM = 1e6
+SMALL_GRAPH = 100
 
 
 def _eliminate(
@@ -169,7 +172,7 @@ def _junction_tree(
         adj[v].discard(v)
     best = min((_eliminate(adj, logcard, rule) for rule in TRIANGULATIONS),
                key=lambda found: found[2])
-    if best[2] >= WEIGHTED_FROM:
+    if best[2] >= (WEIGHTED_FROM if len(free) > SMALL_GRAPH else WEIGHTED_FROM / 10):
         best = min((best, *(_eliminate(adj, logcard, r) for r in WEIGHTED_TRIANGULATIONS)),
                    key=lambda found: found[2])
     order, neighbours, _ = best
