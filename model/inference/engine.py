@@ -9,7 +9,8 @@ How a query runs:
   batch axis.
 * **One junction tree per evidence pattern**, cached: the moral graph of the remaining
   factors is triangulated greedily (min-fill and min-weight, each with the other as the
-  tie-break; the ordering with the smaller total clique size wins) and the tree is read
+  tie-break, and on big graphs weighted min-fill per eliminated state too; the ordering
+  with the smallest total clique size wins) and the tree is read
   straight off the elimination order (each clique hangs under the clique of its earliest
   eliminated neighbour), O(n·w²) rather than a spanning tree over all clique pairs.
 * **Messages are einsum contractions** compiled into a flat program of numpy calls; where a
@@ -70,26 +71,48 @@ class BatchResult:
 
 
 # ---- triangulation and the junction tree ---------------------------------------------------
-def _eliminate(
-    adj: dict[int, set[int]], logcard: Sequence[float], by_fill: bool
-) -> tuple[list[int], list[set[int]], float]:
-    """Greedy elimination (min-fill or min-weight, the other as tie-break).
+TRIANGULATIONS = ("fill", "weight")  # always tried; the smallest total clique size wins
+# also tried when the best of those still has this many clique states (or a tenth of it
+# on graphs of at most SMALL_GRAPH nodes, where it costs next to nothing): min-fill and
+# min-weight can miss by a factor of several (munin1's largest clique: 1.8M vs 375k
+# states), while on a 1000-node graph the weighted rule costs 50-200 ms
+WEIGHTED_TRIANGULATIONS = ("weighted-fill-per-state",)
+WEIGHTED_FROM = 1e6
+SMALL_GRAPH = 100
 
-    Returns the order, each eliminated node's neighbours at its elimination, and the total
-    clique size. Scores are kept in a heap and refreshed only around what changed.
+
+def _eliminate(
+    adj: dict[int, set[int]], logcard: Sequence[float], rule: str
+) -> tuple[list[int], list[set[int]], float]:
+    """Greedy elimination by ``rule``; ties go to the smaller clique (or fewer fill edges).
+
+    ``fill``: fewest fill edges; ``weight``: smallest clique; ``weighted-fill``: smallest sum
+    over fill edges of the product of their ends' state counts; ``weighted-fill-per-state``:
+    that sum divided by the eliminated node's state count. Returns the order, each
+    eliminated node's neighbours at its elimination, and the total clique size. Scores are
+    kept in a heap and refreshed only around what changed.
     """
     adj = {v: set(n) for v, n in adj.items()}
+    weighted = rule.startswith("weighted")
+    card = [math.exp(x) for x in logcard]
 
     def score(v: int) -> tuple[float, float]:
         nb = adj[v]
-        fill = 0
+        fill = 0.0
         if len(nb) > 1:
             seen = set()
             for a in nb:
                 seen.add(a)
-                fill += len(nb) - len(seen) - len((adj[a] & nb) - seen)
+                if weighted:
+                    fill += card[a] * sum(map(card.__getitem__, nb - adj[a] - seen))
+                else:
+                    fill += len(nb) - len(seen) - len((adj[a] & nb) - seen)
         weight = logcard[v] + sum(logcard[u] for u in nb)
-        return (fill, weight) if by_fill else (weight, fill)
+        if rule == "weight":
+            return (weight, fill)
+        if rule == "weighted-fill-per-state":
+            fill /= card[v]
+        return (fill, weight)
 
     heap = [(score(v), v) for v in adj]
     heapq.heapify(heap)
@@ -147,11 +170,11 @@ def _junction_tree(
             adj[a].update(scope)
     for v in free:
         adj[v].discard(v)
-    best = None
-    for by_fill in (True, False):
-        found = _eliminate(adj, logcard, by_fill)
-        if best is None or found[2] < best[2]:
-            best = found
+    best = min((_eliminate(adj, logcard, rule) for rule in TRIANGULATIONS),
+               key=lambda found: found[2])
+    if best[2] >= (WEIGHTED_FROM if len(free) > SMALL_GRAPH else WEIGHTED_FROM / 10):
+        best = min((best, *(_eliminate(adj, logcard, r) for r in WEIGHTED_TRIANGULATIONS)),
+                   key=lambda found: found[2])
     order, neighbours, _ = best
     pos = {v: i for i, v in enumerate(order)}
     n = len(order)
@@ -279,30 +302,128 @@ def _greedy_path(
     return path
 
 
-def _blas_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
-    """A pairwise contraction as ``np.tensordot`` (BLAS) when it is one, else None.
+PAIR_MIN = 1 << 12  # a pairwise product touching fewer entries than this stays an einsum
+# OpenBLAS runs a matrix product with m·n·k above about 2**19 on several threads; while other
+# processes keep the cores busy those threads wait on each other (a 0.1 ms product took
+# 16 ms), so bigger products go as a stack of smaller ones, each on one thread
+GEMM_PIECE = 1 << 18
 
-    Returns tensordot's ``axes`` and its natural output order (``a``'s free letters, then
-    ``b``'s).
+
+def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
+    """A pairwise contraction as one batched matrix product (or broadcast product).
+
+    numpy's einsum loops over the whole iteration space, slowly when its operands are
+    strided views; ``np.matmul`` (BLAS) over views of the operands costs little more than
+    reading them. Letters shared and kept are matmul's batch axes (any strides will do); each
+    operand's other letters are merged into its two matrix axes, which copies it only when
+    they are not already adjacent in memory. Returns the step function and its natural
+    output letters (shared kept letters, then ``a``'s own, then ``b``'s own), or None when
+    the product is too small to be worth it.
     """
-    shared = [c for c in a if c in b]
-    if (
-        not shared
-        or len(set(a)) != len(a)
-        or len(set(b)) != len(b)
-        or any(c in keep for c in shared)
-        or any(c not in keep for c in a + b if c not in shared)
-        or math.prod(sizes[c] for c in shared) < 64  # a short inner product: einsum wins
-    ):
+    if math.prod(sizes[c] for c in set(a + b)) < PAIR_MIN:
         return None
-    natural = "".join(c for c in a if c not in shared) + "".join(c for c in b if c not in shared)
-    axes = ([a.index(c) for c in shared], [b.index(c) for c in shared])
-    return axes, natural
+    # the larger operand sets the order of the letters both share, so it is the one
+    # most likely to need no copy
+    big = a if math.prod(sizes[c] for c in a) >= math.prod(sizes[c] for c in b) else b
+    batch = [c for c in big if c in a and c in b and c in keep]
+    inner = [c for c in big if c in a and c in b and c not in keep]
+    left = [c for c in a if c not in b and c in keep]
+    right = [c for c in b if c not in a and c in keep]
+    natural = "".join(batch + left + right)
+
+    def prep(s: str, order: list[str]) -> tuple:
+        idle = tuple(k for k, c in enumerate(s) if c not in order)  # summed out alone
+        rest = [c for c in s if c in order]
+        perm = tuple(rest.index(c) for c in order)
+        return idle, None if perm == tuple(range(len(perm))) else perm
+
+    def dim(c: str) -> int:  # -1: the batch axis, its length known at run time
+        return -1 if c == BATCH else sizes[c]
+
+    def size(letters: list[str]) -> int:
+        return -1 if BATCH in letters else math.prod(sizes[c] for c in letters)
+
+    x_idle, x_perm = prep(a, batch + left + inner)
+    y_idle, y_perm = prep(b, batch + inner + right)
+    heads = tuple(dim(c) for c in batch)
+    nl, nk, nr = size(left), size(inner), size(right)
+    mode, piece = "matmul", 0
+    if not inner:  # nothing summed: a broadcast product, no axis merged
+        mode = "outer"
+        x_shape = (*heads, *map(dim, left), *(1 for _ in right))
+        y_shape = (*heads, *(1 for _ in left), *map(dim, right))
+    else:
+        x_shape, y_shape = (*heads, nl, nk), (*heads, nk, nr)
+        if min(nl, nr) > 0 and nl * nk * nr > GEMM_PIECE:
+            # the most rows (of x) or columns (of y) per piece that stay under GEMM_PIECE
+            rows = _divisor_at_most(nl, GEMM_PIECE // (nk * nr))
+            cols = _divisor_at_most(nr, GEMM_PIECE // (nl * nk))
+            if rows or cols:
+                mode, piece = ("rows", rows) if rows * nr >= cols * nl else ("cols", cols)
+    fn = partial(
+        _pair_product,
+        x_idle=x_idle, x_perm=x_perm, x_shape=x_shape,
+        y_idle=y_idle, y_perm=y_perm, y_shape=y_shape,
+        shape=tuple(map(dim, natural)), mode=mode, piece=piece,
+    )
+    return fn, natural
 
 
-def _tensordot(x: np.ndarray, y: np.ndarray, axes: tuple, perm: tuple[int, ...]) -> np.ndarray:
-    out = np.tensordot(x, y, axes)
-    return out if perm == tuple(range(out.ndim)) else out.transpose(perm)
+def _divisor_at_most(n: int, bound: int) -> int:
+    """The largest divisor of ``n`` from 2 to ``bound``, or 0."""
+    return next((d for d in range(min(n, bound), 1, -1) if n % d == 0), 0)
+
+
+def _matrix(x: np.ndarray) -> np.ndarray:
+    """``x`` as BLAS takes it: one of its two last axes of unit stride (numpy's matmul
+    falls back to a slow loop of its own otherwise)."""
+    if x.strides[-1] == x.itemsize or x.strides[-2] == x.itemsize:
+        return x
+    return np.ascontiguousarray(x)
+
+
+def _pair_product(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_idle: tuple[int, ...],
+    x_perm: tuple[int, ...] | None,
+    x_shape: tuple[int, ...],
+    y_idle: tuple[int, ...],
+    y_perm: tuple[int, ...] | None,
+    y_shape: tuple[int, ...],
+    shape: tuple[int, ...],
+    mode: str,
+    piece: int,
+) -> np.ndarray:
+    """``x`` times ``y`` as laid out by :func:`_pair_step`: ``mode`` is "outer" (nothing
+    summed), "matmul", or "rows" / "cols" (split into products of ``piece`` rows of ``x`` or
+    columns of ``y``)."""
+    if x_idle:
+        x = x.sum(axis=x_idle)
+    if y_idle:
+        y = y.sum(axis=y_idle)
+    if x_perm is not None:
+        x = x.transpose(x_perm)
+    if y_perm is not None:
+        y = y.transpose(y_perm)
+    x = x.reshape(x_shape)
+    y = y.reshape(y_shape)
+    if mode == "outer":
+        return np.multiply(x, y).reshape(shape)
+    x, y = _matrix(x), _matrix(y)
+    if mode == "matmul":
+        return np.matmul(x, y).reshape(shape)
+    if mode == "rows":  # (..., c, piece, nk) @ (..., 1, nk, nr): already in output order
+        x = x.reshape((*x.shape[:-2], -1, piece, x.shape[-1]))
+        return np.matmul(x, y[..., None, :, :]).reshape(shape)
+    y = np.moveaxis(y.reshape((*y.shape[:-1], -1, piece)), -2, -3)  # (..., c, nk, piece)
+    out = np.matmul(x[..., None, :, :], y)  # (..., c, nl, piece)
+    return np.moveaxis(out, -3, -2).reshape(shape)
+
+
+def _then_transpose(fn, perm: tuple[int, ...], *args: np.ndarray) -> np.ndarray:
+    return fn(*args).transpose(perm)
 
 
 def _safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -448,6 +569,10 @@ class CompiledNetwork:
         einsum_out: dict[int, tuple[str, tuple[int, ...]]] = {}  # big: reusable outputs
         constants: list[tuple[int, np.ndarray]] = []
         next_slot = n_inputs
+        # the same product of the same slots is computed once: messages out of one clique
+        # share most of their operands, and often the first pairs of their paths (not in big
+        # batches, whose tabulated messages skip steps)
+        made: dict[tuple, int] = {}
 
         def letters(vars_: Sequence[int], table: dict[int, str]) -> str:
             return "".join(table[u] for u in vars_)
@@ -483,6 +608,11 @@ class CompiledNetwork:
             sizes = {**{table[u]: card[u] for u in involved}, BATCH: BLOCK if big else 1}
             if (width <= WIDE and not (any_batched and big)) or len(ins) == 1:
                 subs = ",".join(sub(sc, slots_batched[s]) for s, sc in ins) + "->" + out
+                key = (subs, tuple(s for s, _ in ins))
+                if key in made:
+                    return made[key]
+                if not big:
+                    made[key] = next_slot
                 steps.append((partial(_einsum, subs), next_slot, tuple(s for s, _ in ins)))
                 if big:
                     einsum_out[next_slot] = (subs, tuple(sizes[c] for c in out))
@@ -517,7 +647,7 @@ class CompiledNetwork:
                 if not live:
                     keep = out
                 fn = (
-                    _blas_step(picked[0][0], picked[1][0], keep, sizes)
+                    _pair_step(picked[0][0], picked[1][0], keep, sizes)
                     if len(picked) == 2
                     else None
                 )
@@ -527,16 +657,24 @@ class CompiledNetwork:
                     if big:
                         einsum_out[next_slot] = (subs, tuple(sizes[c] for c in keep))
                 else:
-                    axes, natural = fn
-                    if live:  # an intermediate: keep tensordot's own axis order
+                    fn, natural = fn
+                    if live:  # an intermediate: keep the product's own axis order
                         keep = natural
-                    perm = tuple(natural.index(c) for c in keep)
-                    fn = partial(_tensordot, axes=axes, perm=perm)
+                    else:
+                        perm = tuple(natural.index(c) for c in keep)
+                        if perm != tuple(range(len(perm))):
+                            fn = partial(_then_transpose, fn, perm)
+                key = (",".join(s for s, _ in picked) + "->" + keep, tuple(s for _, s in picked))
+                if key in made:
+                    live.append((keep, made[key]))
+                    continue
+                if not big:
+                    made[key] = next_slot
                 steps.append((fn, next_slot, tuple(s for _, s in picked)))
                 slots_batched[next_slot] = has_b
                 live.append((keep, next_slot))
                 next_slot += 1
-            return next_slot - 1
+            return live[-1][1]
 
         def emit(fn, ins: tuple[int, ...], batched: bool) -> int:
             nonlocal next_slot
