@@ -307,6 +307,8 @@ PAIR_MIN = 1 << 12  # a pairwise product touching fewer entries than this stays 
 # processes keep the cores busy those threads wait on each other (a 0.1 ms product took
 # 16 ms), so bigger products go as a stack of smaller ones, each on one thread
 GEMM_PIECE = 1 << 18
+# a stack of products, one per batch row, each smaller than this: einsum is faster
+BATCH_MATMUL_MIN = 1 << 12
 
 
 def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
@@ -329,6 +331,8 @@ def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
     inner = [c for c in big if c in a and c in b and c not in keep]
     left = [c for c in a if c not in b and c in keep]
     right = [c for c in b if c not in a and c in keep]
+    if BATCH in batch and _per_matrix(sizes, left, inner, right) < BATCH_MATMUL_MIN:
+        return None
     natural = "".join(batch + left + right)
 
     def prep(s: str, order: list[str]) -> tuple:
@@ -367,6 +371,10 @@ def _pair_step(a: str, b: str, keep: str, sizes: Mapping[str, int]):
         shape=tuple(map(dim, natural)), mode=mode, piece=piece,
     )
     return fn, natural
+
+
+def _per_matrix(sizes: Mapping[str, int], *groups: list[str]) -> int:
+    return math.prod(sizes[c] for g in groups for c in g if c != BATCH)
 
 
 def _divisor_at_most(n: int, bound: int) -> int:
@@ -648,7 +656,7 @@ class CompiledNetwork:
                     keep = out
                 fn = (
                     _pair_step(picked[0][0], picked[1][0], keep, sizes)
-                    if len(picked) == 2
+                    if len(picked) == 2 and width > WIDE  # narrow: einsum loops faster
                     else None
                 )
                 if fn is None:
