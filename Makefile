@@ -26,6 +26,7 @@ app: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 
 test: lint
 	$(PY) -m pytest -q

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_CLIQUE_ENTRIES",
     "MAX_EXPLANATION_STATES",
     "MAX_NESTING",
+    "MAX_NETWORK_BYTES",
     "MAX_NODES",
     "MAX_PARENTS",
     "MAX_STATES",
@@ -69,6 +70,12 @@ MAX_EXPLANATION_STATES = 65_536
 PROBABILITY_FLOOR = 1e-12
 #: Problems listed in a calibration error message (the rest are counted).
 CALIBRATION_PROBLEMS_SHOWN = CalibrationError.limit
+
+# ---- network files for the any-network API (model.inference.formats) -----------------------
+#: Largest BIF/XMLBIF text read, in bytes, after gunzip (the biggest bnlearn network,
+#: diabetes, is 5.5 MB); a gzip file is decompressed at most this far, so a gzip bomb or
+#: ``/dev/zero`` stops at the limit.
+MAX_NETWORK_BYTES = 64 * 1024 * 1024
 
 # ---- soft evidence (model.inference.evidence) ------------------------------------------------
 #: Smallest non-zero likelihood weight, relative to the largest weight of the same node.

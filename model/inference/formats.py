@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import InputError
+from calibration.limits import MAX_NETWORK_BYTES
+from model.errors import InputError, quote
 
 Network = tuple[dict[str, list[str]], dict[str, list[str]], dict[str, np.ndarray]]
 
@@ -35,9 +36,27 @@ class NetworkFormatError(InputError):
 
 
 def _text(path: Path) -> str:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    """The file's text, gunzipped if it is gzip, reading at most ``MAX_NETWORK_BYTES`` + 1."""
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(2)
+            fh.seek(0)
+            if magic == b"\x1f\x8b":
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    raw = gz.read(MAX_NETWORK_BYTES + 1)
+            else:
+                raw = fh.read(MAX_NETWORK_BYTES + 1)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise NetworkFormatError(
+            f"cannot read the network file {quote(str(path))}: {reason}"
+        ) from None
+    if len(raw) > MAX_NETWORK_BYTES:
+        raise NetworkFormatError(
+            f"{quote(path.name)} is larger than the limit of {MAX_NETWORK_BYTES:,} bytes "
+            f"({MAX_NETWORK_BYTES // 1_048_576} MB) of network text; the biggest bnlearn "
+            "network is about 5.5 MB"
+        )
     return raw.decode("utf-8", errors="replace")
 
 

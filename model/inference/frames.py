@@ -125,7 +125,7 @@ def score_codes(
                             out=unique_out[start:stop])
                 continue
             # code -1 -> the row of ones
-                res = query({n: pad[n][c[start:stop]] for n, c in codes.items()})
+            res = query({n: pad[n][c[start:stop]] for n, c in codes.items()})
         except ImpossibleEvidenceError as exc:
             bad = np.asarray(exc.rows, dtype=np.int64) + start
             if inverse is not None:

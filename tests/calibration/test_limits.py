@@ -246,7 +246,7 @@ def test_documents_state_the_limits(document):
         assert name in text, f"{document} does not name {name}"
     if document == "SECURITY.md":
         for name in ("MAX_CASE_BYTES", "MAX_CASE_ROWS", "MAX_CASE_COLUMNS", "LINK_MAX_CHARS",
-                     "LINK_MAX_VALUES", "SOFT_EVIDENCE_FLOOR"):
+                     "LINK_MAX_VALUES", "SOFT_EVIDENCE_FLOOR", "MAX_NETWORK_BYTES"):
             value = getattr(limits, name)
             shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
             assert shown in text, f"{document} does not state {name} = {shown}"

@@ -62,6 +62,24 @@ def test_malformed_files_are_named(tmp_path):
         read_bif(bad)
 
 
+def test_unreadable_and_oversized_files_are_refused_naming_the_file(tmp_path, monkeypatch):
+    from model.inference import formats
+
+    with pytest.raises(NetworkFormatError, match=r"cannot read the network file .*missing.bif"):
+        load_network(tmp_path / "missing.bif")
+    with pytest.raises(NetworkFormatError, match="cannot read the network file"):
+        load_network(tmp_path)
+    (tmp_path / "broken.bif.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(NetworkFormatError, match="broken.bif.gz"):
+        load_network(tmp_path / "broken.bif.gz")
+    monkeypatch.setattr(formats, "MAX_NETWORK_BYTES", 1 << 20)
+    # a gzip bomb and an endless device stop at the limit instead of filling memory
+    (tmp_path / "bomb.bif.gz").write_bytes(gzip.compress(b" " * (8 << 20)))
+    for path in (tmp_path / "bomb.bif.gz", "/dev/zero"):
+        with pytest.raises(NetworkFormatError, match="larger than the limit of 1,048,576 bytes"):
+            load_network(path)
+
+
 def test_evidence_forms_agree(alarm):
     by_name = alarm.marginals({"HR": "HIGH", "CO": {"LOW": 0.2, "NORMAL": 1.0}})
     by_index = alarm.marginals({"HR": 2, "CO": [0.2, 1.0, 0.0]})
