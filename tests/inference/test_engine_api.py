@@ -70,7 +70,7 @@ def test_unreadable_and_oversized_files_are_refused_naming_the_file(tmp_path, mo
     with pytest.raises(NetworkFormatError, match="cannot read the network file"):
         load_network(tmp_path)
     (tmp_path / "broken.bif.gz").write_bytes(b"\x1f\x8b not really gzip")
-    with pytest.raises(NetworkFormatError, match="broken.bif.gz"):
+    with pytest.raises(NetworkFormatError, match=r"broken\.bif\.gz"):
         load_network(tmp_path / "broken.bif.gz")
     monkeypatch.setattr(formats, "MAX_NETWORK_BYTES", 1 << 20)
     # a gzip bomb and an endless device stop at the limit instead of filling memory
