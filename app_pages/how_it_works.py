@@ -133,11 +133,17 @@ def describe_node(spec: NodeSpec) -> None:
             st.markdown("**Depends on:** " + plain_join(cal.nodes[p].title for p in spec.parents))
         if spec.summary:
             st.markdown(f"**In short:** {plain(spec.summary)}")
+        worth = cal.column_confidences(spec.name)
+        if spec.column_confidence and worth.min() != worth.max():
+            origin = ("Therapists set them and recorded cases refined them; each counts as "
+                      f"between {worth.min():,.0f} and {worth.max():,.0f} cases' worth")
+        else:
+            origin = (f"Therapists set them; they count as about {worth.max():,.4g} cases' "
+                      "worth")
         st.markdown(
-            f"**Numbers:** {PARAM_WORDS.get(spec.cpt, spec.cpt)}. Therapists set them; they "
-            f"count as about {spec.confidence:g} cases' worth of evidence, which sets how wide "
-            "the intervals are and how fast real cases can change them. Therapists see the "
-            "full reasoning on the Calibrate page."
+            f"**Numbers:** {PARAM_WORDS.get(spec.cpt, spec.cpt)}. {origin} of evidence, which "
+            "sets how wide the intervals are and how fast real cases can change them. "
+            "Therapists see the full reasoning on the Calibrate page."
         )
         if spec.source:
             st.caption(f"Sources: {plain(spec.source)}")

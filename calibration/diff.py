@@ -13,7 +13,8 @@ number. Differences that make numbers incomparable are reported as structure ins
 * the same states or parents in another order (``"state_order"`` / ``"parent_order"``) —
   reported, but the numbers are still compared, matched by state name.
 
-Settings that change no number (``"cpt"`` parameterisation, ``"confidence"``, and the
+Settings that change no number (``"cpt"`` parameterisation, ``"confidence"``,
+``"column_confidence"`` (per-column confidences, e.g. after a refit), and the
 ``"rationale"`` or ``"source"`` text) are listed separately. Column keys and state names in
 the result follow the first calibration ``a``. For a two-state node only the second state is
 listed: the first is its mirror image.
@@ -23,7 +24,7 @@ This module is pure calibration code: it imports nothing from ``model``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,13 +154,34 @@ def aligned_table(a: Calibration, b: Calibration, name: str) -> np.ndarray:
     for v in (name, *na.parents):
         if set(a.nodes[v].states) != set(b.nodes[v].states):
             raise ValueError(f"node {v!r}: states differ, so {name!r} cannot be aligned")
-    table = b.cpt(name)
-    order = [nb.parents.index(p) for p in na.parents] + [len(nb.parents)]
-    table = np.transpose(table, order)
-    for axis, v in enumerate((*na.parents, name)):
+    return _aligned(a, b, b.cpt(name), (*nb.parents, name), (*na.parents, name))
+
+
+def aligned_column_confidences(a: Calibration, b: Calibration, name: str) -> np.ndarray:
+    """``b``'s :meth:`~Calibration.column_confidences` of ``name`` in ``a``'s column order
+    (same requirements as :func:`aligned_table`)."""
+    aligned_table(a, b, name)  # the same checks
+    na, nb = a.nodes[name], b.nodes[name]
+    return _aligned(a, b, b.column_confidences(name), nb.parents, na.parents)
+
+
+def _aligned(a: Calibration, b: Calibration, array: np.ndarray, b_axes: Sequence[str],
+             a_axes: Sequence[str]) -> np.ndarray:
+    """``array`` (one axis per name of ``b_axes``, in ``b``'s state orders) re-indexed to the
+    axis order ``a_axes`` and ``a``'s state orders."""
+    array = np.transpose(array, [list(b_axes).index(v) for v in a_axes])
+    for axis, v in enumerate(a_axes):
         index = [b.nodes[v].states.index(s) for s in a.nodes[v].states]
-        table = np.take(table, index, axis=axis)
-    return table
+        array = np.take(array, index, axis=axis)
+    return array
+
+
+def _confidence_text(per_column: Mapping[str, float]) -> str:
+    """One line for a node's per-column confidences: how many, and their range."""
+    if not per_column:
+        return "none (the node's confidence for every column)"
+    values = list(per_column.values())
+    return f"{len(values)} column(s), {min(values):,.4g} to {max(values):,.4g}"
 
 
 def _node_structure(a: Calibration, b: Calibration, name: str) -> tuple[list[NodeChange], bool]:
@@ -217,6 +239,10 @@ def diff_calibrations(a: Calibration, b: Calibration, *, atol: float = 1e-12) ->
         if na.confidence != nb.confidence:
             settings.append(NodeChange(name, "confidence", f"{na.confidence:g}",
                                        f"{nb.confidence:g}"))
+        if na.column_confidence != nb.column_confidence:
+            settings.append(NodeChange(name, "column_confidence",
+                                       _confidence_text(na.column_confidence),
+                                       _confidence_text(nb.column_confidence)))
         for text in ("rationale", "source"):
             old, new = getattr(na, text), getattr(nb, text)
             if old != new:

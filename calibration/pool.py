@@ -1,7 +1,9 @@
 """Pooling several calibrations of the same network into one (a linear opinion pool).
 
-Each version ``i`` of a node carries its probabilities ``p_i`` and its confidence ``N_i``
-(equivalent sample size: how many cases those numbers are worth). Per column the pooled
+Each version ``i`` of a node carries its probabilities ``p_i`` and, per column, its
+confidence ``N_i`` (equivalent sample size: how many cases those numbers are worth; the
+node's confidence, or the column's own after a refit, see
+:meth:`~calibration.schema.Calibration.column_confidences`). Per column the pooled
 distribution is the confidence-weighted average
 
     p = Σ_i w_i·N_i·p_i / Σ_i w_i·N_i
@@ -40,8 +42,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from calibration.diff import aligned_table, diff_calibrations
-from calibration.schema import Calibration
+from calibration.diff import aligned_column_confidences, aligned_table, diff_calibrations
+from calibration.schema import Calibration, column_key
 from model.errors import InputError
 
 __all__ = ["pool_calibrations"]
@@ -69,9 +71,11 @@ def pool_calibrations(
     """Confidence-weighted linear pool of calibrations of one network.
 
     ``weights`` (one non-negative number per calibration, default all 1) multiply each
-    version's node confidence: a weight of 0.5 counts that version as worth half its stated
-    cases. Returns a new :class:`Calibration` aligned to ``calibrations[0]``; raises
-    :class:`ValueError` when the networks differ in structure (every difference listed).
+    version's confidences: a weight of 0.5 counts that version as worth half its stated
+    cases. Columns whose pooled confidences differ keep them as ``column_confidence``.
+    Returns a new :class:`Calibration` aligned to ``calibrations[0]``; raises
+    :class:`~model.errors.InputError` when the networks differ in structure (every
+    difference listed) or the weights are not usable.
     """
     cals = list(calibrations)
     if not cals:
@@ -85,10 +89,15 @@ def pool_calibrations(
     first = cals[0]
     pooled = first
     for name, node in first.nodes.items():
-        ess = np.array([w[i] * c.nodes[name].confidence for i, c in enumerate(cals)])
-        total = float(ess.sum())
+        # one confidence per column and version: a refitted version's columns are worth
+        # the cases behind each of them, not its node-wide confidence
+        ess = np.stack([w[0] * first.column_confidences(name)]
+                       + [w[i] * aligned_column_confidences(first, c, name)
+                          for i, c in enumerate(cals[1:], start=1)])
+        total = ess.sum(axis=0)
         tables = [first.cpt(name)] + [aligned_table(first, c, name) for c in cals[1:]]
-        table = np.tensordot(ess, np.stack(tables), axes=(0, 0)) / total
+        table = (ess[..., None] * np.stack(tables)).sum(axis=0) / total[..., None]
+        node_total = float(sum(w[i] * c.nodes[name].confidence for i, c in enumerate(cals)))
         same = all(
             c.nodes[name].cpt == node.cpt
             and c.nodes[name].states == node.states
@@ -97,8 +106,18 @@ def pool_calibrations(
             and c.nodes[name].leak == node.leak
             for c in cals[1:]
         )
-        if same:
-            pooled = pooled.with_node(replace(node, confidence=total))
+        if same:  # the parameters' own confidences add up, key by key
+            keys = {k for c in cals for k in c.nodes[name].column_confidence}
+            per_key = {k: float(sum(w[i] * c.nodes[name].confidence_of(k)
+                                    for i, c in enumerate(cals))) for k in sorted(keys)}
+            pooled = pooled.with_node(replace(node, confidence=node_total,
+                                              column_confidence=per_key))
+        elif np.allclose(total, total.flat[0]):
+            pooled = pooled.with_table(name, table, confidence=float(total.flat[0]),
+                                       column_confidence={})
         else:
-            pooled = pooled.with_table(name, table, confidence=total)
+            per_column = {column_key(combo): float(v)
+                          for combo, v in zip(first.columns(name), total.ravel(), strict=True)}
+            pooled = pooled.with_table(name, table, confidence=node_total,
+                                       column_confidence=per_column)
     return pooled

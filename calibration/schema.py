@@ -278,6 +278,29 @@ class Calibration:
         node = self.nodes[name]
         return list(itertools.product(*(self.nodes[p].states for p in node.parents)))
 
+    def column_confidences(self, name: str) -> np.ndarray:
+        """Each column's confidence (equivalent sample size), shape = the parents' state
+        counts, in table order.
+
+        A table's columns have their own (:meth:`NodeSpec.confidence_of`). A canonical
+        model's column is a function of the leak and of one parameter per parent not in its
+        first state, so it is taken to be as well known as the least known of those.
+        """
+        node = self.nodes[name]
+        shape = tuple(len(self.nodes[p].states) for p in node.parents)
+        if not node.column_confidence:
+            return np.full(shape, float(node.confidence))
+        if node.cpt == "table":
+            values = [node.confidence_of(column_key(c)) for c in self.columns(name)]
+        else:
+            values = [
+                min(node.confidence_of(k) for k in ("leak", *(
+                    f"{p}={s}" for p, s in zip(node.parents, combo, strict=True)
+                    if s in node.params.get(p, {}))))
+                for combo in self.columns(name)
+            ]
+        return np.asarray(values, dtype=float).reshape(shape)
+
     def with_table(self, name: str, table: np.ndarray, **changes: Any) -> Calibration:
         """A copy in which ``name`` is given as a full table (columns layout).
 

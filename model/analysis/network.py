@@ -32,15 +32,16 @@ FLOOR = 1e-9
 
 def dirichlet_draws(
     cpts: Mapping[str, np.ndarray],
-    confidence: Mapping[str, float],
+    confidence: Mapping[str, float | np.ndarray],
     draws: int,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """``draws`` tables per node, each column drawn from Dirichlet(confidence × column)."""
+    """``draws`` tables per node, each column drawn from Dirichlet(confidence × column);
+    a node's confidence is one number or one per column (shape: the parents' cards)."""
     rng = np.random.default_rng(seed)
     out = {}
     for n, table in cpts.items():
-        alpha = np.maximum(confidence[n] * table, MIN_ALPHA)
+        alpha = np.maximum(np.asarray(confidence[n], dtype=float)[..., None] * table, MIN_ALPHA)
         g = rng.standard_gamma(np.broadcast_to(alpha, (draws, *table.shape)))
         g = np.maximum(g, FLOOR)
         out[n] = g / g.sum(axis=-1, keepdims=True)
@@ -113,8 +114,9 @@ class CalibratedNetwork:
 
     @cached_property
     def draws(self) -> dict[str, np.ndarray]:
-        """``DRAWS`` tables per node from each column's Dirichlet (confidence × numbers)."""
-        confidence = {n: node.confidence for n, node in self.calibration.nodes.items()}
+        """``DRAWS`` tables per node from each column's Dirichlet (its confidence × its
+        numbers): after a refit, columns backed by many cases vary little."""
+        confidence = {n: self.calibration.column_confidences(n) for n in self.calibration.nodes}
         return dirichlet_draws(self.cpts, confidence, DRAWS)
 
     @cached_property

@@ -342,12 +342,5 @@ def _pulls(fitted: Fitted, cal: Calibration, evaluator: CheckEvaluator, j: int, 
 
 def _column_weight(fitted: Fitted, name: str) -> np.ndarray:
     """Each column's confidence after the fit (prior + cases), as an array over columns."""
-    base = fitted.base
     counts = fitted.counts_[name]
-    node = base.nodes[name]
-    if node.cpt == "table":
-        keys = [",".join(c) for c in base.columns(name)]
-        prior = np.array([node.confidence_of(k) for k in keys]).reshape(counts.shape[:-1])
-    else:
-        prior = np.full(counts.shape[:-1], node.confidence)
-    return prior + counts.sum(axis=-1)
+    return fitted.base.column_confidences(name) + counts.sum(axis=-1)

@@ -55,3 +55,27 @@ def test_graph_shows_no_numbers_after_a_red_flag():
     spec = at.get("graphviz_chart")[0].proto.spec
     assert not PERCENT.search(spec)
     assert any("warning sign is ticked" in c.value for c in at.caption)
+
+
+def test_a_refitted_active_version_says_how_many_cases_each_number_is_worth(
+        tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from calibration.store import Store
+    from model.service.policy import self_contained
+
+    node = CAL.nodes["bracing_loss"]  # a root: its one column
+    refitted = CAL.with_node(replace(node, column_confidence={"": 1234.0}))
+    lb = CAL.nodes["low_back_soreness"]
+    links = [f"{p}={s}" for p, by in lb.params.items() for s in by]
+    worth = {"leak": 1000.0} | {k: 100.0 + 10 * i for i, k in enumerate(links)}
+    refitted = refitted.with_node(replace(lb, column_confidence=worth))
+    monkeypatch.setenv("KNOWPAIN_HOME", str(tmp_path))
+    Store(tmp_path / "knowpain.sqlite", seed_toml=self_contained(refitted)).close()
+    at = open_page()
+    assert_ok(at)
+    body = " ".join(texts(at))
+    assert "count as about 1,234 cases' worth" in body  # one column: one number
+    low, high = 100, 1000  # a column is as well known as its least known parameter
+    assert (f"recorded cases refined them; each counts as between {low:,} and {high:,} "
+            "cases' worth") in body

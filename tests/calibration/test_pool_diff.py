@@ -106,6 +106,65 @@ def test_pool_aligns_state_and_parent_order_by_name():
     assert pooled.nodes["b"].states == LMH  # the first calibration's order
 
 
+def test_pool_weights_each_column_by_its_own_confidence():
+    """A refitted version's columns are worth the cases behind each (column_confidence)."""
+    one = small(B1, confidence=10.0)
+    two = small(B2, confidence=10.0)
+    two = two.with_node(replace(two.nodes["b"], column_confidence={"no": 90.0}))
+    pooled = pool_calibrations([one, two])
+    np.testing.assert_allclose(pooled.cpt("b")[0], (10 * np.array(B1[0]) + 90 * np.array(B2[0]))
+                               / 100, atol=1e-15)
+    np.testing.assert_allclose(pooled.cpt("b")[1], (np.array(B1[1]) + np.array(B2[1])) / 2,
+                               atol=1e-15)
+    assert pooled.nodes["b"].column_confidence == {"no": 100.0, "yes": 20.0}
+    np.testing.assert_array_equal(pooled.column_confidences("b"), [100.0, 20.0])
+    # the same version written with its parent's states the other way round
+    flipped = Calibration(nodes={
+        "b": NodeSpec("b", states=LMH, parents=("a",), confidence=10.0,
+                      column_confidence={"no": 90.0}),
+        "a": NodeSpec("a", states=("yes", "no"), confidence=10.0),
+    })
+    flipped = flipped.with_table("a", np.array([0.5, 0.5]))
+    flipped = flipped.with_table("b", np.array(B2)[::-1])
+    again = pool_calibrations([one, flipped])
+    np.testing.assert_allclose(again.cpt("b"), pooled.cpt("b"), atol=1e-15)
+    assert again.nodes["b"].column_confidence == {"no": 100.0, "yes": 20.0}
+
+
+def test_pooled_canonical_nodes_add_their_parameters_confidences(shipped):
+    node = shipped.nodes["stabilizer_overload"]
+    refitted = shipped.with_node(replace(node, column_confidence={"leak": 400.0}))
+    pooled = pool_calibrations([shipped, refitted])
+    out = pooled.nodes["stabilizer_overload"]
+    assert out.cpt == "noisy_or"
+    assert out.column_confidence == {"leak": node.confidence + 400.0}
+    assert out.confidence == 2 * node.confidence
+
+
+def test_column_confidences_of_tables_and_canonical_models(shipped):
+    b = small(B1)
+    b = b.with_node(replace(b.nodes["b"], column_confidence={"yes": 250.0}))
+    np.testing.assert_array_equal(b.column_confidences("b"), [10.0, 250.0])
+    np.testing.assert_array_equal(b.column_confidences("a"), 10.0)
+    # a canonical column is as well known as the least known parameter it uses
+    name = "stabilizer_overload"
+    node = shipped.nodes[name]
+    link = next(f"{p}={s}" for p, by in node.params.items() for s in by)
+    parent, state = link.split("=")
+    cal = shipped.with_node(replace(node, confidence=10.0,
+                                    column_confidence={"leak": 400.0, link: 300.0}))
+    conf = cal.column_confidences(name)
+    assert conf.shape == tuple(len(shipped.nodes[p].states) for p in node.parents)
+    # every parent in its state without a link (absent, or the reference): the leak alone
+    first = tuple(next(i for i, s in enumerate(shipped.nodes[p].states)
+                       if s not in node.params.get(p, {})) for p in node.parents)
+    assert conf[first] == 400.0
+    only = list(first)
+    only[node.parents.index(parent)] = shipped.nodes[parent].states.index(state)
+    assert conf[tuple(only)] == 300.0  # min(leak 400, that link 300)
+    assert conf.min() == 10.0  # columns using other links (node-wide 10)
+
+
 def test_pool_refuses_different_networks():
     one = small(B1)
     other = make_calibration(
@@ -218,6 +277,14 @@ def test_diff_matches_reordered_states_by_name():
 # ---- layering ---------------------------------------------------------------------------------
 
 
+
+
+def test_per_column_confidence_changes_are_listed():
+    one = small(B1)
+    two = one.with_node(replace(one.nodes["b"], column_confidence={"no": 90.0, "yes": 12.5}))
+    (change,) = diff_calibrations(one, two).settings
+    assert (change.node, change.field) == ("b", "column_confidence")
+    assert change.a.startswith("none") and change.b == "2 column(s), 12.5 to 90"
 
 
 def test_rationale_and_source_changes_are_listed(shipped):

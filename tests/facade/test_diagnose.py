@@ -228,6 +228,53 @@ def test_intervals_bracket_the_estimate_and_narrow_with_confidence(default_model
         assert width2 < width / 3
 
 
+def _per_column(cal, factor: float):
+    """``cal`` with every column's (or parameter's) own confidence ``factor`` × the node's."""
+    from dataclasses import replace
+
+    from calibration.schema import column_key
+
+    nodes = {}
+    for n, s in cal.nodes.items():
+        if s.cpt == "table":
+            keys = [column_key(c) for c in cal.columns(n)]
+        else:
+            keys = ["leak"] + [f"{p}={st}" for p, by in s.params.items() for st in by]
+        nodes[n] = replace(s, column_confidence={k: s.confidence * factor for k in keys})
+    return replace(cal, nodes=nodes)
+
+
+def test_intervals_follow_each_columns_own_confidence(default_model):
+    """After a refit every column carries its own confidence (prior + cases): the draws
+    behind the intervals use it, exactly as if the node's confidence were that number."""
+    from dataclasses import replace
+
+    cal = default_model.calibration
+    ev = {"training_age": "first_sessions", "low_back_soreness": "mild"}
+    by_node = replace(cal, nodes={n: replace(s, confidence=s.confidence * 50)
+                                  for n, s in cal.nodes.items()})
+    wide = default_model.diagnose(ev).cause_intervals
+    narrow = model.Model(by_node).diagnose(ev).cause_intervals
+    by_column = model.Model(_per_column(cal, 50)).diagnose(ev).cause_intervals
+    for c in wide:
+        assert by_column[c].low == pytest.approx(narrow[c].low, abs=1e-12)
+        assert by_column[c].high == pytest.approx(narrow[c].high, abs=1e-12)
+        assert by_column[c].high - by_column[c].low < (wide[c].high - wide[c].low) / 3
+
+
+def test_a_refit_from_many_cases_narrows_the_intervals(default_model):
+    from model.learning.sampling import sample_cases
+    from model.service.refit import refit
+
+    cal = default_model.calibration
+    fitted = refit(cal, sample_cases(cal, 5000, seed=3), folds=0).calibration
+    ev = {"training_age": "first_sessions", "low_back_soreness": "mild"}
+    before = default_model.diagnose(ev).cause_intervals
+    after = model.Model(fitted).diagnose(ev).cause_intervals
+    for c in before:
+        assert after[c].high - after[c].low < (before[c].high - before[c].low) / 3, c
+
+
 def test_sensitivity_finds_the_parameters_that_matter(default_model):
     items = default_model.sensitivity("wrong_prime_mover=yes", {"bracing_loss": "often"})
     assert items[0].swing >= items[-1].swing
