@@ -112,6 +112,12 @@ def main() -> int:
                 app.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 app.kill()
+        time.sleep(0.5)
+        try:  # stopping `knowpain app` must stop the server, not orphan it
+            urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).close()
+            sys.exit("wheel-check: the server kept serving after knowpain app was stopped")
+        except OSError:
+            print("stopping knowpain app stopped the server")
         print("wheel-check: ok")
         return 0
     finally:

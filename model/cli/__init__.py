@@ -36,14 +36,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``knowpain`` with ``argv`` (default: the process arguments); returns the status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with surviving_pipe():
-        try:
-            if argv[:1] == ["app"]:  # everything after `app` belongs to streamlit run
-                return lifter.run_app(argv[1:])
-            args = build_parser().parse_args(argv)
-            return int(args.func(args))
-        except KnowpainError as exc:
-            print(f"knowpain: error: {exc}", file=sys.stderr)
-            return int(exit_status(exc))
-        except KeyboardInterrupt:
-            return int(ExitStatus.INTERRUPTED)
+    with surviving_pipe() as stdout:
+        status = _run(argv)
+    if stdout.error is not None and status == ExitStatus.SUCCESS:
+        # the work is done (any output file written); what it printed is lost
+        print(f"knowpain: error: could not write to standard output: "
+              f"{stdout.error.strerror or stdout.error}", file=sys.stderr)
+        status = int(ExitStatus.CANNOT_WRITE)
+    return status
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["app"]:  # everything after `app` belongs to streamlit run
+            return lifter.run_app(argv[1:])
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except KnowpainError as exc:
+        print(f"knowpain: error: {exc}", file=sys.stderr)
+        return int(exit_status(exc))
+    except KeyboardInterrupt:
+        return int(ExitStatus.INTERRUPTED)

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from model.errors import AccessError, OutputError, UsageError
 from model.service.clinic import Grant, unlock
@@ -26,45 +27,53 @@ _MAX_PASSCODE_FILE = 4096
 
 # ---- stdout ---------------------------------------------------------------------------------
 class _Survivor(io.TextIOBase):
-    """stdout that goes quiet once its reader has gone (``knowpain ... | head``), so the
-    command still finishes its real work — writing its output file — and exits with the
-    status of that work."""
+    """stdout that goes quiet once it cannot be written, so the command still finishes its
+    real work — writing its output file — and exits with the status of that work.
 
-    def __init__(self, stream: io.TextIOBase) -> None:
+    A reader that has gone (``knowpain ... | head``) or a closed stdout (``>&-``) is not an
+    error; any other failure (``> /dev/full``: no space) is kept in ``error`` and reported
+    once the work is done (see :func:`model.cli.main`).
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
-        self.broken = False
+        self.broken = stream is None
+        self.error: OSError | None = None
+
+    def _attempt(self, action: Callable[[TextIO], object]) -> None:
+        if self.broken or self._stream is None:
+            return
+        try:
+            action(self._stream)
+        except BrokenPipeError:
+            self.broken = True
+        except OSError as exc:
+            self.broken, self.error = True, exc
 
     def write(self, text: str) -> int:
-        if not self.broken:
-            try:
-                self._stream.write(text)
-            except BrokenPipeError:
-                self.broken = True
+        self._attempt(lambda s: s.write(text))
         return len(text)
 
     def flush(self) -> None:
-        if not self.broken:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self.broken = True
+        self._attempt(lambda s: s.flush())
 
     def writable(self) -> bool:
         return True
 
 
 @contextmanager
-def surviving_pipe() -> Iterator[None]:
-    """Run a command with a stdout that ignores a closed pipe (see :class:`_Survivor`)."""
+def surviving_pipe() -> Iterator[_Survivor]:
+    """Run a command with a stdout that survives a closed pipe (see :class:`_Survivor`)."""
     original = sys.stdout
     survivor = _Survivor(original)
     sys.stdout = survivor
     try:
-        yield
+        yield survivor
     finally:
         survivor.flush()
         sys.stdout = original
-        if survivor.broken:  # keep the interpreter's own final flush from failing too
+        if survivor.broken and original is not None:
+            # keep the interpreter's own final flush from failing too
             try:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, original.fileno())

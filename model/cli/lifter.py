@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -137,6 +138,12 @@ def run_app(streamlit_args: Sequence[str]) -> int:
         raise UsageError(f"the app's pages are missing from this installation ({APP_MAIN})")
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP_MAIN), *APP_OPTIONS,
            *streamlit_args]
+    if os.name == "posix":
+        # streamlit takes over this process, so a stop signal (Ctrl-C, TERM from a service
+        # manager) reaches the server itself instead of orphaning it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, cmd)
     return subprocess.call(cmd)
 
 

@@ -35,7 +35,7 @@ class ExitStatus(IntEnum):
     ACCESS_DENIED = 4
     #: the store is busy, damaged or not a knowpain store
     STORE_UNAVAILABLE = 5
-    #: an output file could not be written
+    #: an output file (or standard output) could not be written
     CANNOT_WRITE = 6
     #: interrupted (Ctrl-C)
     INTERRUPTED = 130
@@ -67,7 +67,7 @@ def describe_statuses() -> str:
         ExitStatus.REFUSED: "refused by a safety or quality rule (behaviour checks, red flags)",
         ExitStatus.ACCESS_DENIED: "therapist passcode not configured, missing or wrong",
         ExitStatus.STORE_UNAVAILABLE: "the store is busy, damaged or not a knowpain store",
-        ExitStatus.CANNOT_WRITE: "an output file could not be written",
+        ExitStatus.CANNOT_WRITE: "an output file (or standard output) could not be written",
         ExitStatus.INTERRUPTED: "interrupted",
     }
     return "\n".join(f"  {int(s):>3}  {words[s]}" for s in ExitStatus)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import pytest
 import model
 from calibration.loader import DEFAULT_PATH
 from model.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -156,8 +159,9 @@ def test_app_passes_every_option_to_streamlit(monkeypatch):
 
     seen: list[list[str]] = []
     monkeypatch.setattr(lifter.subprocess, "call", lambda cmd: seen.append(cmd) or 0)
+    monkeypatch.setattr(lifter.os, "execv", lambda path, cmd: seen.append(cmd))
     assert main(["app", "--server.port", "8600", "--server.headless", "true"]) == 0
-    (cmd,) = seen
+    cmd = seen[0]
     assert cmd[1:4] == ["-m", "streamlit", "run"]
     assert Path(cmd[4]) == lifter.APP_MAIN and lifter.APP_MAIN.is_file()
     assert cmd[-4:] == ["--server.port", "8600", "--server.headless", "true"]
@@ -167,3 +171,44 @@ def test_app_passes_every_option_to_streamlit(monkeypatch):
 def test_where_prints_the_shipped_default(capsys):
     assert main(["where", "default"]) == 0
     assert Path(capsys.readouterr().out.strip()) == DEFAULT_PATH
+
+
+@pytest.mark.skipif(os.name != "posix", reason="exec and signals are POSIX")
+def test_stopping_knowpain_app_stops_the_server(tmp_path):
+    """TERM to ``knowpain app`` (what a service manager or CI sends) stops the server: it
+    must not keep serving, orphaned, after the command is gone."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, KNOWPAIN_HOME=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "model.cli", "app", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    health = f"http://127.0.0.1:{port}/_stcore/health"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(health, timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 60
+        while not answers():
+            assert proc.poll() is None and time.monotonic() < deadline, "app did not start"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        time.sleep(0.5)
+        assert not answers(), "the server outlived knowpain app"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -94,3 +94,27 @@ def test_a_file_that_cannot_be_written_exits_non_zero_even_when_piped(
                                      str(REPO / "calibration" / "data" / "default.toml"),
                                      "--out", str(out)], tmp_path)
     assert status == 6, err
+
+
+@pytest.mark.parametrize("stdout", ["> /dev/full", ">&-"])
+def test_a_full_or_closed_stdout_still_writes_the_file(tmp_path: Path, stdout: str) -> None:
+    """``> /dev/full`` (no space): the file is written and the lost report is an error
+    (status 6); ``>&-`` (no stdout at all): nobody is reading, so the status is the work's."""
+    if stdout == "> /dev/full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["KNOWPAIN_HOME"] = str(tmp_path / "home")
+    out = tmp_path / "pooled.toml"
+    default = REPO / "calibration" / "data" / "default.toml"
+    script = (f"'{sys.executable}' -m model.cli calibration pool '{default}' '{default}' "
+              f"--out '{out}' {stdout}; echo \"status=$?\" >&2")
+    proc = subprocess.run([BASH, "-c", script], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert out.is_file() and parse_calibration(out.read_text(encoding="utf-8")).nodes
+    assert "Traceback" not in proc.stderr
+    if stdout == "> /dev/full":
+        assert "status=6" in proc.stderr
+        assert "could not write to standard output: No space left on device" in proc.stderr
+    else:
+        assert "status=0" in proc.stderr
