@@ -81,6 +81,7 @@ __all__ = [
     "CAUSE_PREFIX",
     "DEFAULT_MAX_BYTES",
     "OUTCOME_COLUMN",
+    "STORE_ID_PREFIX",
     "THERAPIST_COLUMN",
     "BrokenRow",
     "CaseFile",
@@ -91,6 +92,7 @@ __all__ = [
     "parse_cases_csv",
     "read_case_file",
     "read_cases_csv",
+    "store_id_of",
 ]
 
 #: Prefix of adjudicated-cause columns: ``cause:stabilizer_overload``.
@@ -101,6 +103,9 @@ OUTCOME_COLUMN = "outcome"
 THERAPIST_COLUMN = "therapist"
 #: Optional column with a case identifier (unique within the file).
 CASE_ID_COLUMN = "case_id"
+#: How an export names a stored case that has no case_id of its own (``knowpain-17``): a
+#: clinic's own ids (often plain numbers) are never mistaken for the store's.
+STORE_ID_PREFIX = "knowpain-"
 #: Largest accepted file, in bytes (see :mod:`calibration.limits`).
 DEFAULT_MAX_BYTES = MAX_CASE_BYTES
 
@@ -734,10 +739,18 @@ class _RowProblems:
 
 
 def _case_id_cell(case: Case | NewCase) -> str:
-    """The file's own case_id when the case has one, else the store's id."""
+    """The file's own case_id when the case has one, else the store's id (prefixed)."""
     if isinstance(case, Case):
-        return _guard(case.case_ref) if case.case_ref else str(case.id)
+        return _guard(case.case_ref) if case.case_ref else f"{STORE_ID_PREFIX}{case.id}"
     return _guard(case.case_id) if case.case_id else ""
+
+
+def store_id_of(case_id: str) -> int | None:
+    """The store id an export wrote as ``case_id`` (``knowpain-17`` -> 17), else None."""
+    digits = case_id.removeprefix(STORE_ID_PREFIX)
+    if digits == case_id or not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(digits)
 
 
 def cases_to_csv(
@@ -752,7 +765,7 @@ def cases_to_csv(
     With a vocabulary, every node and cause gets a column (in vocabulary order) even if no
     case uses it; without one, columns are the nodes and causes the cases mention, in the order
     first seen. ``case_id`` is the case's own identifier from the file it was imported from,
-    else the store's id (stored :class:`Case`); ``outcome`` when an
+    else the store's id as ``knowpain-<id>`` (stored :class:`Case`); ``outcome`` when an
     ``outcome_node`` is given or any case has an outcome; ``therapist`` when any case has one.
     Unknown values are empty cells.
     """

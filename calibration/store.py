@@ -1050,16 +1050,29 @@ class Store:
 
     def known_cases(self, refs: Sequence[str]) -> dict[str, KnownCase]:
         """The stored cases whose ``case_id`` is in ``refs``, by that id."""
-        out: dict[str, KnownCase] = {}
-        wanted = sorted({r for r in refs if r})
+        found = self._known_cases("case_ref", sorted({r for r in refs if r}))
+        return {k.case_ref: k for k in found}
+
+    def unreferenced_cases(self, ids: Sequence[int]) -> dict[int, KnownCase]:
+        """Stored cases with these ids that have no ``case_id`` of their own (an export
+        writes their store id as ``case_id``: this recognises the export coming back)."""
+        found = self._known_cases("id", sorted({int(i) for i in ids}), unreferenced=True)
+        return {k.case_id: k for k in found}
+
+    def _known_cases(self, column: str, wanted: Sequence[object], unreferenced: bool = False
+                     ) -> list[KnownCase]:
+        """Stored cases whose ``column`` (``case_ref`` or ``id``) is in ``wanted``, each with
+        the import it came from (None: entered in the app)."""
+        out: list[KnownCase] = []
         imports: dict[int, ImportRecord] = {}
+        extra = " AND case_ref IS NULL" if unreferenced else ""
         with self._read() as conn:
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+                chunk = list(wanted[start : start + 500])
                 marks = ",".join("?" * len(chunk))
                 for cid, ref, ev, adj, outcome, import_id in conn.execute(
                     "SELECT id, case_ref, evidence, adjudicated, outcome, import_id FROM cases "
-                    f"WHERE case_ref IN ({marks})", chunk,
+                    f"WHERE {column} IN ({marks}){extra}", chunk,
                 ):
                     record = None
                     if import_id is not None:
@@ -1070,28 +1083,9 @@ class Store:
                             ).fetchone()
                             imports[import_id] = self._import(row)
                         record = imports[import_id]
-                    out[str(ref)] = KnownCase(int(cid), str(ref), json.loads(ev),
-                                              json.loads(adj),
-                                              None if outcome is None else str(outcome),
-                                              record)
-        return out
-
-    def unreferenced_cases(self, ids: Sequence[int]) -> dict[int, KnownCase]:
-        """Stored cases with these ids that have no ``case_id`` of their own (an export
-        writes their store id as ``case_id``: this recognises the export coming back)."""
-        out: dict[int, KnownCase] = {}
-        wanted = sorted({int(i) for i in ids})
-        with self._read() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for cid, ev, adj, outcome in conn.execute(
-                    "SELECT id, evidence, adjudicated, outcome FROM cases "
-                    f"WHERE case_ref IS NULL AND id IN ({marks})", chunk,
-                ):
-                    out[int(cid)] = KnownCase(int(cid), str(cid), json.loads(ev),
-                                              json.loads(adj),
-                                              None if outcome is None else str(outcome), None)
+                    out.append(KnownCase(int(cid), str(cid if ref is None else ref),
+                                         json.loads(ev), json.loads(adj),
+                                         None if outcome is None else str(outcome), record))
         return out
 
     def imports(self, content_hash: str | None = None) -> list[ImportRecord]:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from calibration.cases import BrokenRow, CaseFile, check_cases_csv, read_case_file
+from calibration.cases import BrokenRow, CaseFile, check_cases_csv, read_case_file, store_id_of
 from calibration.loader import load_calibration, parse_calibration
 from calibration.schema import Calibration
 from calibration.store import (
@@ -520,8 +520,8 @@ class Clinic:
         refs = [r for r in ids if r]
         known_by_ref = self._store.known_cases(refs) if refs else {}
         # an export writes a case's store id as its case_id when it has none of its own
-        numbers = [int(r) for r in refs if r not in known_by_ref and r.isdigit()
-                   and len(r) < 19]
+        numbers = [n for r in refs if r not in known_by_ref
+                   and (n := store_id_of(r)) is not None]
         exported = self._store.unreferenced_cases(numbers) if numbers else {}
         known: list[tuple[int, KnownCase]] = []
         conflicts: list[BrokenRow] = []
@@ -530,8 +530,9 @@ class Clinic:
             return ImportPlan(checked, file_name, previous, (), (), tuple(range(len(checked))))
         for i, (ref, row) in enumerate(zip(ids, checked.rows, strict=True)):
             hit = known_by_ref.get(ref) if ref else None
-            if hit is None and ref and ref.isdigit() and len(ref) < 19:
-                own = exported.get(int(ref))
+            number = store_id_of(ref) if hit is None and ref else None
+            if number is not None:
+                own = exported.get(number)
                 if own is not None and _same_case(checked.case(i), own):
                     known.append((i, own))
                     continue

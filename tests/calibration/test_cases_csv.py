@@ -351,7 +351,7 @@ def test_round_trip_through_the_store(tmp_path: Path) -> None:
         stored = source.list_cases()
     text = cases_to_csv(stored, variables=VARS, causes=CAUSES, outcome_node=OUTCOME)
     frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    assert frame["case_id"].tolist() == [str(c.id) for c in stored]
+    assert frame["case_id"].tolist() == [f"knowpain-{c.id}" for c in stored]
     assert frame["therapist"].tolist()[1] == "importer"
 
     again = parse(text)

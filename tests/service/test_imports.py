@@ -162,3 +162,26 @@ def test_200000_cases_import_in_under_ten_seconds(clinic, tmp_path) -> None:
     assert again.ids == () and clinic.case_counts().total == 200_000
     assert time.perf_counter() - start <= 10.0
     print(f"\n200,000 cases imported in {took:.1f} s")
+
+
+def test_a_clinics_own_numeric_ids_are_not_mistaken_for_store_ids(clinic, tmp_path) -> None:
+    """Cases stored without a case_id get store ids 1, 2, 3; a clinic whose own case_ids are
+    1, 2, 3 with the same answers brings three new cases, not "already stored" ones. An
+    export names store ids knowpain-1 ..., and that export coming back is still recognised,
+    with the import its cases came from."""
+    clinic.import_cases(write(tmp_path, "same.csv", "training_age\nnovice\nnovice\nnovice\n"),
+                        "Dr A")
+    own = clinic.import_cases(
+        write(tmp_path, "numbered.csv", "case_id,training_age\n1,novice\n2,novice\n3,novice\n"),
+        "Dr B")
+    assert len(own.ids) == 3 and own.plan.known == ()
+    assert clinic.case_counts().total == 6
+    cal = clinic.calibration()
+    exported = cases_to_csv(clinic.cases(), variables=cal.variables, causes=cal.causes,
+                            outcome_node=cal.outcome)
+    assert exported.splitlines()[1].startswith("knowpain-1,")
+    back = clinic.import_cases(write(tmp_path, "export.csv", exported), "Dr A")
+    assert back.ids == () and len(back.plan.known) == 6
+    summary = back.plan.known_summary()
+    assert [line.split(",")[0] for line in summary] == [
+        "3 from import 1 (same.csv", "3 from import 2 (numbered.csv"]
