@@ -12,7 +12,9 @@ class Triage:
     """Outcome of the fixed red-flag rules, applied before (and regardless of) the network.
 
     ``level`` is ``"none"``, ``"amber"`` or ``"red"``; ``reasons`` are plain-language lines,
-    one per rule that fired; ``message`` says what to do (empty when level is none).
+    one per rule that fired; ``message`` says what to do: at level none it is empty, unless
+    warning signs are ``unanswered`` — then it says that estimates are withheld until every
+    sign is answered (``Model.diagnose(..., flags={sign: True or False})``).
     """
 
     level: str

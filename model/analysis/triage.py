@@ -58,5 +58,8 @@ def screen(
             level = max(level, rule.level, key=_RANK.__getitem__)
     message = {"red": calibration.messages.red, "amber": calibration.messages.amber}.get(level, "")
     unanswered = tuple(f.id for f in calibration.red_flags if f.id not in flags)
+    if not message and unanswered:
+        message = (f"{calibration.messages.unanswered} ({len(unanswered)} of "
+                   f"{len(calibration.red_flags)} warning-sign questions have no answer.)")
     return Triage(level=level, reasons=tuple(reasons), fired=tuple(fired), message=message,
                   unanswered=unanswered)

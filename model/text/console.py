@@ -15,15 +15,12 @@ from model.results import Diagnosis
 from model.text.report import effect_word, forecast_text, gain_word, interval_text, points
 from model.text.verbal import describe
 
-__all__ = ["diagnosis_json", "diagnosis_text", "unanswered_text"]
+__all__ = ["HOW_TO_ANSWER", "diagnosis_json", "diagnosis_text"]
 
 
-def unanswered_text(d: Diagnosis, cal: Calibration) -> str:
-    """What to do when the warning signs were not all answered (command-line words)."""
-    n, total = len(d.triage.unanswered), len(cal.red_flags)
-    return (f"{cal.messages.unanswered} ({n} of {total} warning-sign questions have no answer.) "
-            "Add --flag ID for each sign that applies and --no-warning-signs to say the "
-            "others do not; `knowpain diagnose --list-signs` lists them.")
+#: How to answer the warning signs on the command line.
+HOW_TO_ANSWER = ("Add --flag ID for each sign that applies and --no-warning-signs to say the "
+                 "others do not; `knowpain diagnose --list-signs` lists them.")
 
 
 def diagnosis_text(d: Diagnosis, cal: Calibration) -> str:
@@ -37,7 +34,7 @@ def diagnosis_text(d: Diagnosis, cal: Calibration) -> str:
     if t.blocks_results:
         lines.append("Cause estimates are withheld: see a clinician about the warning sign first.")
     elif t.withhold_estimates:
-        lines.append(unanswered_text(d, cal))
+        lines.append(f"{t.message} {HOW_TO_ANSWER}")
     else:
         if t.level == "amber":
             lines.append("The estimates below are for information only: they are less reliable "
@@ -81,7 +78,7 @@ def diagnosis_json(d: Diagnosis, cal: Calibration) -> dict[str, Any]:
     answered, only the evidence, the triage and why the rest is withheld."""
     if d.triage.withhold_estimates:
         why = ("a warning sign needs a clinician first" if d.triage.blocks_results
-               else "the warning signs were not all answered")
+               else f"the warning signs were not all answered. {HOW_TO_ANSWER}")
         payload: dict[str, Any] = {
             "evidence": d.evidence,
             "triage": asdict(d.triage),

@@ -74,3 +74,18 @@ def test_red_beats_amber_and_flags_answered_no_do_nothing(default_model):
 def test_unknown_flag_lists_valid_ids(default_model):
     with pytest.raises(model.EvidenceError, match="saddle_numbness"):
         default_model.diagnose({}, flags={"back_on_fire": True})
+
+
+def test_an_unanswered_screen_says_so_in_the_python_result(default_model):
+    """Without answers to every warning sign the result itself says that estimates are
+    withheld and how many signs are open; answered, the message is empty again."""
+    d = default_model.diagnose(REASSURING)
+    total = len(default_model.calibration.red_flags)
+    assert d.triage.withhold_estimates and len(d.triage.unanswered) == total
+    assert d.triage.message.startswith(default_model.calibration.messages.unanswered)
+    assert f"({total} of {total} warning-sign questions have no answer.)" in d.triage.message
+    part = default_model.diagnose(REASSURING, flags={"saddle_numbness": False})
+    assert f"({total - 1} of {total} warning-sign" in part.triage.message
+    done = default_model.diagnose(REASSURING, flags=dict.fromkeys(default_model.warning_signs,
+                                                                  False))
+    assert done.triage.message == "" and not done.triage.withhold_estimates

@@ -52,6 +52,8 @@ def test_an_unanswered_screen_withholds_the_estimates_and_says_how_to_answer(cap
     assert main(["diagnose", "low_back_soreness=mild", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert "causes" not in data and "fixes" not in data and "not all answered" in data["withheld"]
+    assert "--no-warning-signs" in data["withheld"] and "--list-signs" in data["withheld"]
+    assert "have no answer" in data["triage"]["message"]
     assert len(data["triage"]["unanswered"]) == len(model.load_model().warning_signs)
 
 
