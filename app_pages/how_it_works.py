@@ -212,8 +212,9 @@ st.markdown(
   than chance, so a jump in load counts as one contributor among several, not as a
   threshold that decides the answer.
 - **Simplifications.** The symptom questions are treated as independent once the causes
-  are known, although in a real person they are linked. In the noisy-OR parts of the
-  network the explanations do not compete when there is no soreness at all.
+  are known, although in a real person they are linked. Where several things can each
+  bring on the same problem, each gets its own separate chance, so when there is no
+  soreness at all the explanations do not compete.
 - **It describes people who ask this question,** not all lifters, and only three broad
   explanations; "something else" is the honest catch-all and never drops near zero when
   your back is sore.

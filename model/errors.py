@@ -106,17 +106,17 @@ class CaseImportError(InputError):
     ``problems`` may hold only the first of many (a reader stops keeping them after a
     limit); ``total`` counts them all. The message lists the first ``limit`` (:attr:`shown`)
     and counts the rest; ``hint`` (optional) says what the user can do, e.g. import only the
-    valid rows.
+    valid rows; ``outcome`` what came of the file (a refit reads it without importing).
     """
 
     limit = 20
 
     def __init__(self, problems: Sequence[str], total: int | None = None,
-                 hint: str = "") -> None:
+                 hint: str = "", outcome: str = "nothing was imported") -> None:
         self.problems = list(problems)
         self.total = max(total or 0, len(self.problems))
         self.hint = hint
-        lines = [f"{self.total} problem(s) in the cases file; nothing was imported:"]
+        lines = [f"{self.total} problem(s) in the cases file; {outcome}:"]
         lines += [f"  - {p}" for p in self.shown]
         if self.total > len(self.shown):
             lines.append(f"  ... and {self.total - len(self.shown)} more")

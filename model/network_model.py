@@ -133,7 +133,7 @@ class Model(CalibratedNetwork):
             return ""
         if triage.level == "amber":
             return ("Get assessed before your next heavy session: a warning sign means the "
-                    "estimates below cannot tell a training cause from an injury.")
+                    "estimates cannot tell a training cause from an injury.")
         top = max(causes, key=causes.__getitem__)
         label = self.calibration.nodes[top].title
         return f"The most likely explanation is {label.lower()}: {describe(causes[top])}."

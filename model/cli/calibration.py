@@ -181,13 +181,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
         base, base_label = _fit_base(args, clinic_of)
         if args.cases is not None:
             cal = base.calibration
-            checked = read_case_file(args.cases, cal.variables, cal.causes,
-                                     outcome_node=cal.outcome)
+            unused = "nothing was refitted"
+            try:
+                checked = read_case_file(args.cases, cal.variables, cal.causes,
+                                         outcome_node=cal.outcome)
+            except CaseImportError as exc:
+                raise CaseImportError(exc.problems, exc.total, exc.hint, unused) from None
             if checked.broken and not args.skip_broken:
                 raise CaseImportError(
                     checked.problems,
                     hint=(f"{len(checked.cases):,} row(s) are valid: add --skip-broken to "
-                          "refit from them") if checked.cases else "")
+                          "refit from them") if checked.cases else "", outcome=unused)
             from model.service.refit import refit
 
             labels = [f"row {r}" for r in checked.rows]
@@ -386,17 +390,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 # ---- the parser -----------------------------------------------------------------------------
-def _positive_or_zero(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") \
-            from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
 def _weight(text: str) -> float:
     try:
         value = float(text)
@@ -475,11 +468,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "app)")
     p.add_argument("--method", choices=["auto", "dirichlet", "em"], default="auto",
                    help="auto (default): EM when values are missing, else Dirichlet")
-    p.add_argument("--folds", type=_positive_or_zero, default=5, metavar="K",
+    p.add_argument("--folds", type=io.whole_number, default=5, metavar="K",
                    help="folds for the held-out comparison (default 5; 0 skips it)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
-    p.add_argument("--max-iter", type=int, default=100, help="EM iterations at most (100)")
-    p.add_argument("--top", type=int, default=10, help="moved parameters to show (10)")
+    p.add_argument("--seed", type=io.whole_number, default=0,
+                   help="seed of the fold split (default 0)")
+    p.add_argument("--max-iter", type=io.whole_number, default=100,
+                   help="EM iterations at most (100)")
+    p.add_argument("--top", type=io.whole_number, default=10, help="moved parameters to show (10)")
     p.set_defaults(func=cmd_fit)
 
     from model.cli.lifter import cmd_validate

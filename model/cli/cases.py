@@ -6,7 +6,6 @@ import argparse
 
 from model.cli import io
 from model.cli.calibration import PASSCODE_HELP, shared_options
-from model.errors import UsageError
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -50,8 +49,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Print the stored cases (a page of them: --limit, --offset) and the imports."""
     from model.service.clinic import Clinic
 
-    if args.limit < 0 or args.offset < 0:
-        raise UsageError("--limit and --offset must be 0 or more")
     with Clinic.open(io.settings(args)) as clinic:
         counts = clinic.case_counts()
         limit = counts.total if args.limit == 0 else args.limit
@@ -123,12 +120,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("list", parents=[store],
                          help="count the stored cases, list a page of them and the imports")
-    p.add_argument("--limit", type=int, default=50, help="cases to list (default 50; 0: all)")
-    p.add_argument("--offset", type=int, default=0, help="skip this many cases first")
+    p.add_argument("--limit", type=io.whole_number, default=50,
+                   help="cases to list (default 50; 0: all)")
+    p.add_argument("--offset", type=io.whole_number, default=0, help="skip this many cases first")
     p.set_defaults(func=cmd_list)
 
     p = verbs.add_parser("delete", parents=[store, write],
                          help="delete one case (kept in the audit log)",
                          description="Delete one stored case. " + PASSCODE_HELP)
-    p.add_argument("case_id", type=int, metavar="CASE_ID")
+    p.add_argument("case_id", type=io.whole_number, metavar="CASE_ID")
     p.set_defaults(func=cmd_delete)

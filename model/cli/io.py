@@ -18,7 +18,8 @@ from model.errors import AccessError, OutputError, UsageError
 from model.service.clinic import Grant, unlock
 from model.service.settings import Settings, load_settings
 
-__all__ = ["PASSCODE_ENV", "atomic_write", "check_out", "grant", "settings", "surviving_pipe"]
+__all__ = ["PASSCODE_ENV", "atomic_write", "check_out", "grant", "settings", "surviving_pipe",
+           "whole_number"]
 
 #: Environment variable a therapist may use to give the passcode to a script.
 PASSCODE_ENV = "KNOWPAIN_PASSCODE"
@@ -79,6 +80,26 @@ def surviving_pipe() -> Iterator[_Survivor]:
                 os.dup2(devnull, original.fileno())
             except (OSError, ValueError, io.UnsupportedOperation):
                 pass
+
+
+# ---- arguments ------------------------------------------------------------------------------
+#: Largest whole number an option takes (counts, offsets, ids, seeds): beyond it SQLite and
+#: numpy would overflow, and no store holds that many of anything.
+MAX_WHOLE = 2**53
+
+
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number from 0 to :data:`MAX_WHOLE`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") \
+            from None
+    if not 0 <= value <= MAX_WHOLE:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_WHOLE:,}, got {text[:40]}"
+            + ("…" if len(text) > 40 else ""))
+    return value
 
 
 # ---- output files ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ advice show, the words and the sources."""
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -234,9 +235,14 @@ def test_every_number_is_sourced_by_title_or_marked_as_expert_judgement():
 def test_lifter_pages_use_plain_words():
     jargon = re.compile(r"noisy|\bleak\b|MVIC|\bbits\b|posterior|log-odds", re.I)
     for page in ("assess.py", "how_it_works.py", "common.py"):
-        text = (ROOT / "app_pages" / page).read_text(encoding="utf-8")
-        shown = [s for s in re.findall(r'"([^"\n]*)"', text)
-                 if not re.fullmatch(r"[a-z_]+", s)]  # identifiers are not shown
+        tree = ast.parse((ROOT / "app_pages" / page).read_text(encoding="utf-8"))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef))
+                      and n.body and isinstance(n.body[0], ast.Expr)}
+        shown = [n.value for n in ast.walk(tree)  # every string literal, f-string parts too
+                 if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                 and id(n) not in docstrings
+                 and not re.fullmatch(r"[a-z_]+", n.value)]  # identifiers are not shown
         assert not [s for s in shown if jargon.search(s)], page
     for node in CAL.nodes.values():
         assert node.summary and not jargon.search(node.summary), node.name

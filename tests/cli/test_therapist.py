@@ -625,3 +625,33 @@ def test_fit_activate_needs_save_and_export_names_the_version(
     assert "use it with --save" in capsys.readouterr().err and not out.exists()
     assert main(["calibration", "export", "--format", "toml", "--out", str(out), *store]) == 0
     assert capsys.readouterr().out.strip() == f"Wrote {out} (version 1, the active one)."
+
+
+@pytest.mark.parametrize("argv", [
+    ["cases", "list", "--offset", "99999999999999999999"],
+    ["cases", "list", "--limit", "-3"],
+    ["cases", "delete", "99999999999999999999", "--who", "A"],
+    ["calibration", "fit", "--folds", "1" * 5000, "--out", "x.toml"],
+    ["calibration", "fit", "--seed", "many", "--out", "x.toml"],
+])
+def test_whole_number_options_refuse_what_they_cannot_hold(argv, tmp_path, monkeypatch,
+                                                             capsys) -> None:
+    """Every number option is a whole number from 0 to MAX_WHOLE: anything else is bad
+    input (status 2) named with the option, never an OverflowError traceback."""
+    monkeypatch.setenv("KNOWPAIN_HOME", str(tmp_path))
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected a whole number" in err and "Traceback" not in err
+    assert "1" * 100 not in err  # a 5,000-digit argument is not echoed back whole
+
+
+def test_fit_from_an_unreadable_file_says_nothing_was_refitted(tmp_path, monkeypatch,
+                                                                capsys) -> None:
+    monkeypatch.setenv("KNOWPAIN_HOME", str(tmp_path))
+    assert main(["calibration", "fit", "--cases", str(tmp_path / "missing.csv"),
+                 "--out", str(tmp_path / "x.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was refitted" in err and "imported" not in err
+    assert "missing.csv" in err and not (tmp_path / "x.toml").exists()
