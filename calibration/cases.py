@@ -67,6 +67,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
+from calibration.files import read_at_most
 from calibration.limits import (
     CASE_PROBLEMS_KEPT,
     MAX_CASE_BYTES,
@@ -74,7 +75,7 @@ from calibration.limits import (
     MAX_CASE_ROWS,
 )
 from calibration.store import Case, NewCase
-from model.errors import CaseImportError
+from model.errors import QUOTE_LIMIT, CaseImportError, UsageError, quote
 
 __all__ = [
     "CASE_ID_COLUMN",
@@ -280,6 +281,11 @@ class CaseFile:
         return list(self.cases)
 
 
+def _cut(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """A cell or header from the file as a message quotes it: cut short when long."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
 def read_case_file(
     path: str | os.PathLike[str],
     variables: Mapping[str, Sequence[str]],
@@ -290,16 +296,15 @@ def read_case_file(
 ) -> CaseFile:
     """Read and check a cases CSV file (see :func:`check_cases_csv`); the size is checked
     before the file is read."""
-    path = Path(path)
     try:
-        size = path.stat().st_size
+        size = Path(path).stat().st_size if isinstance(path, (str, os.PathLike)) else 0
         if size > max_bytes:
             raise CaseImportError([_too_big(size, max_bytes)])
         # at most max_bytes + 1 bytes, whatever the size says (/dev/zero reports 0)
-        with path.open("rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise CaseImportError([f"cannot read {path}: {exc.strerror or exc}"]) from exc
+        data = read_at_most(path, max_bytes)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, for stat
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CaseImportError([f"cannot read {quote(str(path))}: {reason}"]) from None
     return check_cases_csv(data, variables, causes, outcome_node=outcome_node,
                            max_bytes=max_bytes)
 
@@ -394,7 +399,8 @@ def _read_limited(
         raw = chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
         size = None
     else:
-        raise TypeError(f"expected bytes, str or a file object, not {type(data).__name__}")
+        raise UsageError(f"cases data must be bytes, text or a file object, not "
+                         f"{type(data).__name__}")
     if len(raw) > max_bytes:
         raise CaseImportError([_too_big(size, max_bytes)])
     return raw
@@ -417,6 +423,8 @@ def _decode(raw: bytes, max_bytes: int) -> str:
             f"line {line}: the file contains a control character "
             f"(U+{ord(control.group()):04X}); it is not plain CSV text"
         ])
+    if "\r" in text and "\n" not in text:  # old Mac line endings: one CR per row
+        text = text.replace("\r", "\n")
     return text
 
 
@@ -529,7 +537,7 @@ def _header_kinds(
             continue
         if name in seen:
             problems.append(
-                f'{where}: column "{name}" appears more than once '
+                f'{where}: column "{_cut(name)}" appears more than once '
                 f"(also column {_column_letter(seen[name])})"
             )
             continue
@@ -543,10 +551,10 @@ def _header_kinds(
         elif name in (THERAPIST_COLUMN, CASE_ID_COLUMN):
             kinds[j] = (name, "")
         else:
-            hint = difflib.get_close_matches(name, allowed, n=1)
+            hint = difflib.get_close_matches(name, allowed, n=1) if len(name) <= 100 else []
             suggestion = f' (did you mean "{hint[0]}"?)' if hint else ""
             problems.append(
-                f'{where}: unknown column "{name}"{suggestion}; allowed columns: '
+                f'{where}: unknown column "{_cut(name)}"{suggestion}; allowed columns: '
                 + ", ".join(allowed)
             )
     if not any(kind in ("evidence", "cause", "outcome") for kind, _ in kinds.values()):
@@ -669,8 +677,8 @@ def _validate(
                 bad = usable & np.isin(codes, bad_values)
                 problems.add(np.flatnonzero(bad), lambda i, j=j, values=values, states=states,
                              codes=codes: (
-                    f'row {numbers[i]}, column "{header[j]}": unknown state '
-                    f'"{values[codes[i]]}"; allowed: {", ".join(states)} (or leave the '
+                    f'row {numbers[i]}, column "{_cut(header[j])}": unknown state '
+                    f'"{_cut(values[codes[i]])}"; allowed: {", ".join(states)} (or leave the '
                     "cell empty if unknown)"))
             # codes into the node's states, so that values are the states themselves
             remap = np.asarray([index.get(v, -1) for v in values] + [-1], dtype=np.int64)
@@ -689,7 +697,7 @@ def _validate(
             if code in first_row_with_id:
                 problems.add(np.array([i]), lambda i, code=code: (
                     f'row {numbers[i]}, column "{CASE_ID_COLUMN}": duplicate case_id '
-                    f'"{id_col.values[code]}" (first used in row {first_row_with_id[code]})'))
+                    f'"{_cut(id_col.values[code])}" (first used in row {first_row_with_id[code]})'))
             else:
                 first_row_with_id[code] = int(numbers[i])
 

@@ -24,6 +24,7 @@ from calibration.domain import (
     parse_fix_policy,
     parse_next_session,
 )
+from calibration.files import read_at_most
 from calibration.limits import (
     MAX_CALIBRATION_BYTES,
     MAX_CLIQUE_ENTRIES,
@@ -82,16 +83,15 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
 def read_text_limited(file: Path, source: str, what: str = "file") -> str:
     """The UTF-8 text of ``file``, reading at most ``MAX_CALIBRATION_BYTES + 1`` bytes."""
     try:
-        with file.open("rb") as fh:
-            raw = fh.read(MAX_CALIBRATION_BYTES + 1)
+        raw = read_at_most(file, MAX_CALIBRATION_BYTES)
     except FileNotFoundError:
-        raise CalibrationError([f"{what} not found: {file}"], source) from None
+        raise CalibrationError([f"{what} not found: {quote(str(file))}"], source) from None
     except IsADirectoryError:
-        raise CalibrationError([f"{file} is a folder, not a calibration {what}"], source) \
-            from None
+        raise CalibrationError([f"{quote(str(file))} is a folder, not a calibration {what}"],
+                               source) from None
     except OSError as exc:
-        raise CalibrationError([f"cannot read {file}: {exc.strerror or exc}"], source) \
-            from None
+        raise CalibrationError([f"cannot read {quote(str(file))}: {exc.strerror or exc}"],
+                               source) from None
     if len(raw) > MAX_CALIBRATION_BYTES:
         raise CalibrationError([_too_big(what)], source)
     try:
@@ -117,6 +117,9 @@ def _load_toml(text: str, source: str, what: str = "calibration") -> dict[str, A
         raise CalibrationError([f"not valid TOML: {exc}"], source) from None
     except RecursionError:
         raise CalibrationError([_too_deep()], source) from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits (Python's own limit)
+        raise CalibrationError([f"not valid TOML: {str(exc).split(';')[0][:200]}"], source) \
+            from None
     problems = _check_document(doc)
     if problems:
         raise CalibrationError(problems, source)

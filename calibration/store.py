@@ -54,7 +54,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from model.errors import NotFoundError, StoreBusyError, StoreError
+from calibration.files import read_at_most
+from model.errors import NotFoundError, StoreBusyError, StoreError, quote
 
 __all__ = [
     "APPLICATION_ID",
@@ -239,10 +240,22 @@ def active_version_if_any(path: str | os.PathLike[str] | None = None) -> Calibra
     Raises :class:`StoreError` when a file is there but is not a usable store.
     """
     target = Path(path) if path is not None else default_store_path()
-    if not target.exists():
-        return None
+    try:
+        if "\x00" in str(target):
+            raise ValueError("the path contains a NUL character")
+        if not target.exists():
+            return None
+    except (OSError, ValueError) as exc:  # a path the system cannot take
+        raise StoreError(f"cannot use {_shown(target)} as the store: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
     with Store(target) as store:
         return store.active_version()
+
+
+def _shown(path: Path) -> str:
+    """A store path as messages show it: whole when short and printable, else cut short."""
+    text = str(path)
+    return text if len(text) <= 200 and text.isprintable() else quote(text)
 
 
 def _now() -> str:
@@ -463,22 +476,22 @@ class Store:
 
     def _refuse(self, why: str) -> StoreError:
         return StoreError(
-            f"{self._path} {why}; it was left untouched. "
+            f"{_shown(self._path)} {why}; it was left untouched. "
             "Point knowpain at another file (--store PATH or KNOWPAIN_HOME)."
         )
 
     def _check_header(self) -> None:
         """Refuse foreign or corrupt files using plain file I/O, before SQLite touches them."""
-        path = self._path
-        if path.is_dir():
-            raise StoreError(f"{path} is a folder, not a store file")
-        if not path.exists():
-            return
+        shown = _shown(self._path)
         try:
-            with path.open("rb") as fh:
-                header = fh.read(_HEADER_SIZE)
-        except OSError as exc:
-            raise StoreError(f"cannot read the store {path}: {exc}") from exc
+            header = read_at_most(self._path, _HEADER_SIZE - 1)
+        except FileNotFoundError:
+            return  # a new store
+        except IsADirectoryError:
+            raise StoreError(f"{shown} is a folder, not a store file") from None
+        except OSError as exc:  # a named pipe, a path the system cannot take, no permission
+            raise StoreError(f"cannot use {shown} as the store: {exc.strerror or exc}") \
+                from None
         if not header:
             return  # an empty file is an empty SQLite database: initialise it
         if not header.startswith(_SQLITE_MAGIC):

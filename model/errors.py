@@ -47,6 +47,16 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     return f"{text[: limit - 1]}… ({len(text)} characters)"
 
 
+#: Longest problem line a message shows (a problem quoting a 100,000-character name is cut).
+LINE_LIMIT = 600
+
+
+def _line(problem: str) -> str:
+    if len(problem) <= LINE_LIMIT:
+        return problem
+    return f"{problem[: LINE_LIMIT - 1]}… ({len(problem):,} characters)"
+
+
 def listing(names: Iterable[object], limit: int = LIST_LIMIT) -> str:
     """``names`` joined by commas, the first ``limit`` of them and a count of the rest (a
     1,000-node network's node list is not pasted into a message)."""
@@ -94,10 +104,11 @@ class CalibrationError(InputError):
         self.problems = list(problems)
         self.source = source
         shown = self.problems[: self.limit]
-        lines = "\n".join(f"  - {p}" for p in shown)
+        lines = "\n".join(f"  - {_line(p)}" for p in shown)
         if len(self.problems) > len(shown):
             lines += f"\n  - ... and {len(self.problems) - len(shown)} more problem(s)"
-        super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+        named = source if len(source) <= QUOTE_LIMIT and source.isprintable() else quote(source)
+        super().__init__(f"{named} has {len(self.problems)} problem(s):\n{lines}")
 
 
 class CaseImportError(InputError):
@@ -117,7 +128,7 @@ class CaseImportError(InputError):
         self.total = max(total or 0, len(self.problems))
         self.hint = hint
         lines = [f"{self.total} problem(s) in the cases file; {outcome}:"]
-        lines += [f"  - {p}" for p in self.shown]
+        lines += [f"  - {_line(p)}" for p in self.shown]
         if self.total > len(self.shown):
             lines.append(f"  ... and {self.total - len(self.shown)} more")
         if hint:
