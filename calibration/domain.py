@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from calibration.limits import PROBABILITY_FLOOR
 from calibration.schema import (
     AdviceSpec,
     Carryover,
@@ -29,6 +30,11 @@ _SUM_TOLERANCE = 1e-6
 def _unit(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and math.isfinite(value) and 0.0 <= value <= 1.0)
+
+
+def _probability(value: Any) -> bool:
+    """In [0, 1], and 0 or at least the floor (a subnormal would vanish in the products)."""
+    return _unit(value) and not 0.0 < value < PROBABILITY_FLOOR
 
 
 def _binary_present(node: NodeSpec) -> bool:
@@ -74,10 +80,11 @@ def parse_next_session(raw: Any, nodes: Mapping[str, NodeSpec], problems: list[s
             ok = True
             for state, row in rows.items():
                 if (not isinstance(row, list) or len(row) != node.card
-                        or not all(_unit(x) for x in row)
+                        or not all(_probability(x) for x in row)
                         or abs(sum(row) - 1.0) > _SUM_TOLERANCE):
                     problems.append(f"{where} field 'table' row {state!r}: needs {node.card} "
-                                    "probabilities in [0, 1] that sum to 1")
+                                    "probabilities in [0, 1] that sum to 1 (each 0 or at "
+                                    f"least {PROBABILITY_FLOOR:g})")
                     ok = False
             if not ok:
                 continue
@@ -89,8 +96,9 @@ def parse_next_session(raw: Any, nodes: Mapping[str, NodeSpec], problems: list[s
             if not node.parents or not _binary_present(node):
                 problems.append(f"{where} field {key!r}: only for a two-state node with "
                                 "parents")
-            elif not _unit(spec[key]):
-                problems.append(f"{where} field {key!r}: must be a number in [0, 1]")
+            elif not _probability(spec[key]):
+                problems.append(f"{where} field {key!r}: must be a number in [0, 1] (0 or at "
+                                f"least {PROBABILITY_FLOOR:g})")
             else:
                 numbers[key] = float(spec[key])
         out[name] = Carryover(node=name, table=table, rationale=str(spec.get("rationale", "")),

@@ -52,7 +52,7 @@ from calibration.schema import (
     Scenario,
     column_key,
 )
-from model.errors import CalibrationError, UsageError, quote
+from model.errors import CalibrationError, UsageError, listing, quote
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_PATH = DATA_DIR / "default.toml"
@@ -111,6 +111,7 @@ def _load_toml(text: str, source: str, what: str = "calibration") -> dict[str, A
     """Parse TOML text within the stated limits (size, nesting, control characters)."""
     if len(text) > MAX_CALIBRATION_BYTES or len(text.encode("utf-8")) > MAX_CALIBRATION_BYTES:
         raise CalibrationError([_too_big(what)], source)
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -213,6 +214,11 @@ def parse_calibration(
     for key in (*_SECTION_SHAPES, "next_session"):
         if key in doc:
             extra[key] = doc[key]
+    known = {"network", "nodes", "next_session", *_SECTION_SHAPES}
+    unknown = [k for k in doc if k not in known]
+    if unknown:  # most likely a misspelt section, whose content would silently not count
+        warnings.append(f"top-level section(s) {listing(map(quote, unknown), 5)} are not part "
+                        f"of the format and were ignored (known: {', '.join(sorted(known))})")
 
     outcome = network.get("outcome")
     outcome_absent = network.get("outcome_absent")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -147,7 +148,7 @@ class Model(CalibratedNetwork):
     ) -> list[SensitivityItem]:
         """Parameters that move P(target | evidence) most under a ±``delta`` shift.
 
-        ``delta`` is a number in (0, 0.5]; ``top`` a whole number >= 1, or None for all.
+        ``delta`` is a number from 1e-6 to 0.5; ``top`` a whole number >= 1, or None for all.
         """
         node, state = self._target(target)
         _check_delta(delta)
@@ -175,11 +176,15 @@ class Model(CalibratedNetwork):
             raise EvidenceError(f"impossible evidence in row(s) {exc.rows[:10]}") from None
 
 
+#: Smallest shift sensitivity() takes: below it every swing rounds to nothing.
+MIN_DELTA = 1e-6
+
+
 def _check_delta(delta: object) -> None:
-    if (isinstance(delta, bool) or not isinstance(delta, (int, float))
-            or not 0 < delta <= 0.5):
-        raise UsageError(f"sensitivity(delta=...): delta must be a number in (0, 0.5], the "
-                         f"shift of each probability; got {quote(delta)}")
+    if (isinstance(delta, bool) or not isinstance(delta, numbers.Real)
+            or not MIN_DELTA <= delta <= 0.5):
+        raise UsageError(f"sensitivity(delta=...): delta must be a number from {MIN_DELTA:g} to "
+                         f"0.5, the shift of each probability; got {quote(delta)}")
 
 
 def _check_top(top: object) -> None:

@@ -127,3 +127,17 @@ def test_old_mac_line_endings_read_as_rows() -> None:
     for text in ("\r".join(rows), '"training_age",low_back_soreness\r' + "\r".join(rows[1:])):
         found = check_cases_csv(text.encode(), **VOCAB)
         assert len(found.cases) == 60 and not found.broken
+
+
+def test_a_byte_order_mark_is_read_and_a_misspelt_section_is_warned_about() -> None:
+    text = DEFAULT_PATH.read_text(encoding="utf-8")
+    cal = parse_calibration("\ufeff" + text + "\n[nodse]\nx = 1\n", base_dir=DEFAULT_PATH.parent)
+    assert any("'nodse'" in w and "ignored" in w for w in cal.warnings)
+
+
+def test_next_session_numbers_keep_the_probability_floor() -> None:
+    text = DEFAULT_PATH.read_text(encoding="utf-8")
+    tiny = text.replace("yes = [0.50, 0.50] }", "yes = [1e-320, 1.0] }", 1)
+    assert tiny != text
+    with pytest.raises(CalibrationError, match="at least 1e-12"):
+        parse_calibration(tiny, base_dir=DEFAULT_PATH.parent)

@@ -66,7 +66,7 @@ def test_a_clean_batch_keeps_working(default_model):
     ({"top": True}, "top must be"), ({"top": 2.5}, "top must be"),
     ({"delta": 0}, "delta must be"), ({"delta": -0.1}, "delta must be"),
     ({"delta": float("nan")}, "delta must be"), ({"delta": 5}, "delta must be"),
-    ({"delta": "0.1"}, "delta must be"),
+    ({"delta": "0.1"}, "delta must be"), ({"delta": 1e-320}, "delta must be"),
 ])
 def test_sensitivity_arguments_are_checked(default_model, kwargs, needle):
     with pytest.raises(UsageError, match=needle):
@@ -77,6 +77,7 @@ def test_sensitivity_accepts_its_documented_arguments(default_model):
     items = default_model.sensitivity("stabilizer_overload=yes", delta=0.5, top=3)
     assert len(items) == 3
     assert default_model.sensitivity("stabilizer_overload=yes", top=np.int64(2))
+    assert default_model.sensitivity("stabilizer_overload=yes", delta=np.float32(0.1), top=2)
 
 
 @pytest.mark.parametrize("target", [5, None, "nonsense", "stabilizer_overload"])
