@@ -154,7 +154,8 @@ class HeldBack:
         probs = ", ".join(f"{c} {100 * self.p_fail[c]:.0f} %" for c in self.checks)
         return (f"{', '.join(self.nodes)} refitted with {100 * self.weight:.0f} % of the "
                 f"cases' weight, so that {', '.join(self.checks)} still hold(s): the cases "
-                f"do not credibly contradict them (chance they really fail: {probs})")
+                f"lean against them, but not beyond the {100 * CREDIBLE:.0f} % needed to "
+                f"overturn an expert ordering (chance they really fail: {probs})")
 
 
 # ---------------------------------------------------------------------------------------------
