@@ -102,9 +102,9 @@ def _text(path: Path) -> str:
             if magic == b"\x1f\x8b":
                 fh.seek(0)
                 with gzip.GzipFile(fileobj=fh) as gz:
-                    raw = gz.read(MAX_NETWORK_BYTES + 1)
+                    raw = _read_at_most(gz, MAX_NETWORK_BYTES + 1)
             else:
-                raw = magic + fh.read(MAX_NETWORK_BYTES + 1 - len(magic))
+                raw = magic + _read_at_most(fh, MAX_NETWORK_BYTES + 1 - len(magic))
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise NetworkFormatError(
@@ -117,6 +117,20 @@ def _text(path: Path) -> str:
             "network is about 5.5 MB"
         )
     return raw.decode("utf-8", errors="replace")
+
+
+def _read_at_most(fh: Any, limit: int) -> bytes:
+    """Up to ``limit`` bytes, a megabyte at a time (``read(limit)`` would reserve the whole
+    limit up front, even for a file of a few bytes)."""
+    chunks: list[bytes] = []
+    got = 0
+    while got < limit:
+        chunk = fh.read(min(1 << 20, limit - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def _strip_comments(text: str) -> str:
@@ -454,15 +468,17 @@ def check_network(
             f"{source}: the network has a cycle ({quote(' -> '.join(map(str, cycle)))[1:-1]}); "
             "a Bayesian network must be acyclic"
         )
-    tables: dict[Any, np.ndarray] = {}
+    shapes = {name: (*(len(variables[p]) for p in family[name]), len(states))
+              for name, states in variables.items()}
     total = 0
-    for name, states in variables.items():
-        pa = family[name]
-        shape = (*(len(variables[p]) for p in pa), len(states))
-        where = f"{source}: table of {quote(name)}"
-        total = _count(where, shape, total)
+    for name, shape in shapes.items():  # every size counted before any table is converted
+        total = _count(f"{source}: table of {quote(name)}", shape, total)
+    tables: dict[Any, np.ndarray] = {}
+    for name, shape in shapes.items():
         if cpts is None:
-            continue
+            break
+        pa = family[name]
+        where = f"{source}: table of {quote(name)}"
         if name not in cpts:
             raise NetworkFormatError(f"{source}: variable {quote(name)} has no table")
         raw = cpts[name]
