@@ -29,11 +29,16 @@ __all__ = [
     "MAX_EXPLANATION_STATES",
     "MAX_NESTING",
     "MAX_NETWORK_BYTES",
+    "MAX_NETWORK_CLIQUE_ENTRIES",
+    "MAX_NETWORK_ENTRIES",
+    "MAX_NETWORK_STATES",
+    "MAX_NETWORK_TABLE_ENTRIES",
     "MAX_NODES",
     "MAX_PARENTS",
     "MAX_STATES",
     "MAX_TABLE_COLUMNS",
     "MAX_TABLE_ENTRIES",
+    "NETWORK_ROW_SUM_TOLERANCE",
     "PROBABILITY_FLOOR",
     "SOFT_EVIDENCE_FLOOR",
 ]
@@ -76,6 +81,26 @@ CALIBRATION_PROBLEMS_SHOWN = CalibrationError.limit
 #: diabetes, is 5.5 MB); a gzip file is decompressed at most this far, so a gzip bomb or
 #: ``/dev/zero`` stops at the limit.
 MAX_NETWORK_BYTES = 64 * 1024 * 1024
+#: Most states of one variable (the most among the bnlearn networks is mildew's 100).
+MAX_NETWORK_STATES = 256
+#: Most numbers in one variable's table (its states times its parents' configurations),
+#: counted before the table is built (the largest among the bnlearn networks is mildew's
+#: 280,000).
+MAX_NETWORK_TABLE_ENTRIES = 2_097_152
+#: Most numbers in all the tables of one network together (the most among the bnlearn
+#: networks is mildew's 547,158): a BIF ``default`` row fills a whole table from a few
+#: bytes, so tables are counted as they are read.
+MAX_NETWORK_ENTRIES = 8_388_608
+#: Most entries of all the clique tables of one junction tree together, counted while the
+#: graph is triangulated, before any table is built (the most among the bnlearn networks is
+#: munin1's 128,367,903, its largest clique 44,800,000 states). Exact inference holds these
+#: tables (times the batch for many rows), so a network beyond it is refused rather than
+#: left to run out of memory (a 24 x 24 grid of yes/no nodes needs 1.8 million million).
+MAX_NETWORK_CLIQUE_ENTRIES = 268_435_456
+#: Most a row of a table may differ from summing to 1, the tolerance pgmpy's ``check_model``
+#: allows (the bnlearn networks' rows are within 1.5e-07). Tables are used as written, never
+#: renormalised.
+NETWORK_ROW_SUM_TOLERANCE = 0.01
 
 # ---- soft evidence (model.inference.evidence) ------------------------------------------------
 #: Smallest non-zero likelihood weight, relative to the largest weight of the same node.

@@ -40,7 +40,7 @@ from string import ascii_letters
 
 import numpy as np
 
-from calibration.limits import MAX_EXPLANATION_STATES
+from calibration.limits import MAX_EXPLANATION_STATES, MAX_NETWORK_CLIQUE_ENTRIES
 from model.errors import ImpossibleEvidenceError, InputError
 
 # numpy's C einsum without the Python dispatch layer: at 2-3 µs a call that layer is a
@@ -82,7 +82,7 @@ SMALL_GRAPH = 100
 
 
 def _eliminate(
-    adj: dict[int, set[int]], logcard: Sequence[float], rule: str
+    adj: dict[int, set[int]], logcard: Sequence[float], rule: str, limit: float = math.inf
 ) -> tuple[list[int], list[set[int]], float]:
     """Greedy elimination by ``rule``; ties go to the smaller clique (or fewer fill edges).
 
@@ -90,7 +90,8 @@ def _eliminate(
     over fill edges of the product of their ends' state counts; ``weighted-fill-per-state``:
     that sum divided by the eliminated node's state count. Returns the order, each
     eliminated node's neighbours at its elimination, and the total clique size. Scores are
-    kept in a heap and refreshed only around what changed.
+    kept in a heap and refreshed only around what changed. Gives up (total ``inf``) as soon
+    as the total passes ``limit``: a graph far too wide costs little to refuse.
     """
     adj = {v: set(n) for v, n in adj.items()}
     weighted = rule.startswith("weighted")
@@ -129,6 +130,8 @@ def _eliminate(
         order.append(v)
         neighbours.append(nb)
         total += math.exp(logcard[v] + sum(logcard[u] for u in nb))
+        if total > limit:
+            return order, neighbours, math.inf
         touched = set(nb)
         for a in nb:
             adj[a].discard(v)
@@ -163,6 +166,7 @@ def _junction_tree(
     scopes: Mapping[int, tuple[int, ...]],
     joint_scopes: Sequence[tuple[int, ...]],
     logcard: Sequence[float],
+    limit: float = MAX_NETWORK_CLIQUE_ENTRIES,
 ) -> _Tree:
     adj: dict[int, set[int]] = {v: set() for v in free}
     for scope in (*scopes.values(), *joint_scopes):
@@ -170,12 +174,24 @@ def _junction_tree(
             adj[a].update(scope)
     for v in free:
         adj[v].discard(v)
-    best = min((_eliminate(adj, logcard, rule) for rule in TRIANGULATIONS),
-               key=lambda found: found[2])
+    def tried(rules: Sequence[str], best: tuple | None) -> tuple:
+        for rule in rules:  # a rule gives up once it cannot beat the best (ties keep the first)
+            found = _eliminate(adj, logcard, rule, limit if best is None else min(limit, best[2]))
+            if best is None or found[2] < best[2]:
+                best = found
+        return best
+
+    best = tried(TRIANGULATIONS, None)
     if best[2] >= (WEIGHTED_FROM if len(free) > SMALL_GRAPH else WEIGHTED_FROM / 10):
-        best = min((best, *(_eliminate(adj, logcard, r) for r in WEIGHTED_TRIANGULATIONS)),
-                   key=lambda found: found[2])
-    order, neighbours, _ = best
+        best = tried(WEIGHTED_TRIANGULATIONS, best)
+    order, neighbours, total = best
+    if math.isinf(total):  # checked before any table is built
+        raise InputError(
+            f"exact inference on this network would need clique tables of more than "
+            f"{limit:,.0f} entries together (MAX_NETWORK_CLIQUE_ENTRIES; the bnlearn networks "
+            "need at most 128 million): its graph is too densely connected for a junction "
+            "tree; observe some nodes for certain or use approximate inference"
+        )
     pos = {v: i for i, v in enumerate(order)}
     n = len(order)
     # elimination clique i = {order[i]} | neighbours[i]; its parent is the clique of the
@@ -476,6 +492,8 @@ class CompiledNetwork:
         self.joint_sets = [tuple(s) for s in joint_sets]
         self._index = {n: i for i, n in enumerate(self.names)}
         for n in self.names:
+            if self.cards[n] < 1:
+                raise InputError(f"variable {n!r} has no states; it needs at least one")
             want = (*(self.cards[p] for p in self.parents[n]), self.cards[n])
             if self.cpts[n].shape != want:
                 raise InputError(f"table of {n!r} has shape {self.cpts[n].shape}, needs {want}")
@@ -487,8 +505,11 @@ class CompiledNetwork:
         self._joint_idx = [tuple(self._index[v] for v in s) for s in self.joint_sets]
         self._offsets = np.cumsum([0, *self._card[:-1]])
         self._spans = [(int(o), k) for o, k in zip(self._offsets, self._card, strict=True)]
-        self._eye = [np.eye(k) for k in self._card]
-        self._code_tables = [np.hstack([np.eye(k), np.ones((k, 1))]) for k in self._card]
+        # shared by cardinality: a thousand yes/no nodes hold one 2 x 2 identity
+        eyes = {k: np.eye(k) for k in set(self._card)}
+        codes = {k: np.hstack([eyes[k], np.ones((k, 1))]) for k in eyes}
+        self._eye = [eyes[k] for k in self._card]
+        self._code_tables = [codes[k] for k in self._card]
         self._total_states = int(sum(self._card))
         self._programs: dict[tuple, _Program] = {}
         self._trees: dict[tuple[int, ...], _Tree] = {}

@@ -69,6 +69,39 @@ def check_state(node: Any, state: Any, variables: Mapping[str, list[str]]) -> st
     return state
 
 
+def check_mapping(evidence: Any, error: type[EvidenceError] = EvidenceError) -> None:
+    """Refuse evidence that is neither ``None`` nor a mapping of node to value (a list or a
+    string of node names says nothing about their states)."""
+    if evidence is not None and not isinstance(evidence, Mapping):
+        raise error(
+            f"evidence must be a mapping of node to state (a dict), not "
+            f"{type(evidence).__name__} {quote(evidence, 40)}"
+        )
+
+
+def weight(node: Any, state: Any, w: Any, error: type[EvidenceError] = EvidenceError) -> float:
+    """One likelihood weight as a float: a real number (not a bool), finite and >= 0.
+
+    Refused with ``error``: text, None, a bool, NaN, a negative number, and an integer too
+    large for a float (``10**400``), each naming the node and state.
+    """
+    if isinstance(w, bool | np.bool_) or not isinstance(w, numbers.Real):
+        raise error(
+            f"soft evidence for {quote(node)} needs numeric weights: the weight of "
+            f"{quote(state)} is {quote(w)}"
+        )
+    try:
+        value = float(w)
+    except (OverflowError, ValueError, TypeError):
+        value = math.inf
+    if not math.isfinite(value) or value < 0:
+        raise error(
+            f"soft evidence for {quote(node)}: the weight of {quote(state)} is {quote(w, 40)}; "
+            "weights must be finite numbers >= 0"
+        )
+    return value
+
+
 def soft_vector(node: str, value: Mapping[Any, Any], states: list[str]) -> np.ndarray:
     """Likelihood weights ``{state: weight}`` as a vector scaled so its largest weight is 1.
 
@@ -81,18 +114,7 @@ def soft_vector(node: str, value: Mapping[Any, Any], states: list[str]) -> np.nd
     variables = {node: states}
     for s in value:
         check_state(node, s, variables)
-    weights = []
-    for s in states:
-        w = value.get(s, 0.0)
-        if isinstance(w, bool) or not isinstance(w, numbers.Real):
-            raise EvidenceError(
-                f"soft evidence for {node!r} needs numeric weights: the weight of {s!r} is "
-                f"{quote(w)}"
-            )
-        weights.append(float(w))
-    vec = np.array(weights, dtype=float)
-    if not np.all(np.isfinite(vec)) or np.any(vec < 0):
-        raise EvidenceError(f"soft evidence for {node!r}: weights must be finite numbers >= 0")
+    vec = np.array([weight(node, s, value.get(s, 0.0)) for s in states], dtype=float)
     top = float(vec.max())
     if top <= 0:
         raise EvidenceError(f"soft evidence for {node!r}: the weights are all zero")
@@ -123,11 +145,7 @@ def normalise(
     """
     hard: dict[str, str] = {}
     soft: dict[str, np.ndarray] = {}
-    if evidence is not None and not isinstance(evidence, Mapping):
-        raise EvidenceError(
-            f"evidence must be a mapping of node to state (a dict), not "
-            f"{type(evidence).__name__}"
-        )
+    check_mapping(evidence)
     for node, value in (evidence or {}).items():
         check_node(node, variables)
         if isinstance(value, Mapping):

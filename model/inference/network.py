@@ -13,6 +13,13 @@ evidence dict — exact, and faster than pgmpy and pyAgrum on the bnlearn networ
 Evidence values are a state name (hard evidence), a state index, or a likelihood given as
 ``{state: weight}`` or a sequence of weights (soft evidence). Reading files and querying
 never imports pgmpy; only :meth:`Network.from_pgmpy` touches a pgmpy object (duck-typed).
+
+Every bad input is a :class:`~model.errors.KnowpainError` naming what is wrong and what is
+allowed: a file or network that cannot be used is a
+:class:`~model.inference.formats.NetworkFormatError` (unreadable, over a size limit,
+malformed, cyclic, a table that is not a distribution), evidence that cannot be used a
+:class:`NetworkEvidenceError`, and a network too densely connected for exact inference an
+:class:`~model.errors.InputError` naming ``MAX_NETWORK_CLIQUE_ENTRIES``.
 """
 
 from __future__ import annotations
@@ -23,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.errors import EvidenceError, listing, quote
+from model.errors import EvidenceError, UsageError, listing, quote
 from model.inference.engine import BatchResult, CompiledNetwork, ImpossibleEvidenceError
-from model.inference.evidence import is_unknown
-from model.inference.formats import read_network_file
+from model.inference.evidence import check_batch_frame, check_mapping, is_unknown, weight
+from model.inference.formats import check_network, network_path, read_network_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,33 +58,44 @@ class Network:
         variables: Mapping[str, Sequence[str]],
         parents: Mapping[str, Sequence[str]],
         cpts: Mapping[str, np.ndarray],
+        *,
+        source: str = "network",
     ) -> None:
+        tables = check_network(variables, parents, cpts, source)  # before anything is built
         self.variables: dict[str, list[str]] = {n: list(s) for n, s in variables.items()}
         self.parents: dict[str, list[str]] = {n: list(parents.get(n, ())) for n in variables}
-        self.engine = CompiledNetwork(self.variables, self.parents, cpts)
+        self.engine = CompiledNetwork(self.variables, self.parents, tables)
         self._state_index = {n: {s: i for i, s in enumerate(v)} for n, v in variables.items()}
         self._onehot: dict[str, dict[str, np.ndarray]] = {}
+        eyes: dict[int, np.ndarray] = {}  # shared by cardinality
         for n, states in self.variables.items():
-            eye = np.eye(len(states))
-            eye.flags.writeable = False
+            eye = eyes.get(len(states))
+            if eye is None:
+                eye = eyes[len(states)] = np.eye(len(states))
+                eye.flags.writeable = False
             self._onehot[n] = {s: eye[i] for i, s in enumerate(states)}
 
     # ---- construction ----------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path) -> Network:
         """Read a ``.bif`` or ``.xml``/``.xmlbif`` file (``.gz`` allowed)."""
-        return cls(*read_network_file(path))
+        return cls(*read_network_file(path), source=network_path(path).name)
 
     @classmethod
     def from_pgmpy(cls, model: Any) -> Network:
         """Compile a pgmpy ``DiscreteBayesianNetwork`` (its CPDs; state names kept)."""
         from model.inference.pgmpy_adapter import cpd_table
 
+        if not callable(getattr(model, "get_cpds", None)):
+            raise UsageError(
+                f"from_pgmpy needs a pgmpy DiscreteBayesianNetwork, not {type(model).__name__}"
+            )
         cpds = {cpd.variable: cpd for cpd in model.get_cpds()}
         variables = {n: list(cpd.state_names[n]) for n, cpd in cpds.items()}
         parents = {n: list(cpd.variables[1:]) for n, cpd in cpds.items()}
+        check_network(variables, parents, None, "pgmpy model")  # sizes before any table
         cpts = {n: cpd_table(cpds[n], parents[n], variables) for n in variables}
-        return cls(variables, parents, cpts)
+        return cls(variables, parents, cpts, source="pgmpy model")
 
     @property
     def cpts(self) -> dict[str, np.ndarray]:
@@ -87,6 +105,7 @@ class Network:
     # ---- evidence ------------------------------------------------------------------------
     def likelihoods(self, evidence: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
         """Evidence as one likelihood vector per node (one-hot for a state)."""
+        check_mapping(evidence, NetworkEvidenceError)
         out: dict[str, np.ndarray] = {}
         onehot = self._onehot
         for node, value in (evidence or {}).items():
@@ -124,15 +143,19 @@ class Network:
                         f"unknown state {quote(bad[0])} for node {node!r}; valid states "
                         f"are: {listing(states)}"
                     )
-                vec = np.array([float(value.get(s, 0.0)) for s in states])
+                vec = np.array([weight(node, s, value.get(s, 0.0), NetworkEvidenceError)
+                                for s in states])
             else:
                 try:
-                    vec = np.asarray(value, dtype=float).reshape(-1)
-                except (TypeError, ValueError):
+                    vec = np.asarray(value, dtype=float)
+                except (TypeError, ValueError, OverflowError):
+                    vec = np.empty(0)
+                if vec.ndim != 1 or vec.size == 0:
                     raise NetworkEvidenceError(
                         f"evidence for {node!r} must be a state name, a state index, "
-                        f"{{state: weight}} or {len(states)} weights; got {quote(value)}"
-                    ) from None
+                        f"{{state: weight}} or a list of {len(states)} weights; got "
+                        f"{quote(value)}"
+                    )
                 if vec.shape != (len(states),):
                     raise NetworkEvidenceError(
                         f"likelihood for {node!r} needs {len(states)} weights, got {vec.size}"
@@ -176,10 +199,31 @@ class Network:
         """The most probable states and their posterior probability.
 
         ``nodes=None``: over every node (observed ones at their evidence), by max-product.
-        A list of nodes: the most probable configuration of those nodes, the rest summed out.
+        A list of nodes: the most probable configuration of those nodes, the rest summed out;
+        a single node name (a string) means that one node.
         """
+        if nodes is not None:
+            nodes = self._nodes(nodes)
         states, p = self.engine.mpe(self.likelihoods(evidence), nodes)
         return {n: self.variables[n][i] for n, i in states.items()}, p
+
+    def _nodes(self, nodes: Any) -> list[str]:
+        """``nodes`` as a list of known node names, each once (a string is one node)."""
+        if isinstance(nodes, str):
+            nodes = [nodes]
+        try:
+            listed = list(dict.fromkeys(nodes))
+        except TypeError:
+            raise NetworkEvidenceError(
+                f"nodes must be a node name or a list of node names, not "
+                f"{type(nodes).__name__} {quote(nodes, 40)}"
+            ) from None
+        for n in listed:
+            if n not in self.variables:
+                raise NetworkEvidenceError(
+                    f"unknown node {quote(n)} in nodes; valid nodes are: {listing(self.variables)}"
+                )
+        return listed
 
     def posterior_batch(self, df: pd.DataFrame) -> pd.DataFrame:
         """Score a DataFrame of evidence rows (columns are nodes; NaN or "" mean unknown).
@@ -189,6 +233,10 @@ class Network:
         """
         from model.inference.frames import FrameEvidenceError, posterior_frame
 
+        try:
+            check_batch_frame(df, self.variables)  # the Model's checks: one policy per rule
+        except EvidenceError as exc:
+            raise NetworkEvidenceError(str(exc)) from None
         try:
             return posterior_frame(
                 df, self.variables, self.engine.query, codes_query=self.engine.query_codes

@@ -246,8 +246,11 @@ def test_documents_state_the_limits(document):
         assert name in text, f"{document} does not name {name}"
     if document == "SECURITY.md":
         for name in ("MAX_CASE_BYTES", "MAX_CASE_ROWS", "MAX_CASE_COLUMNS", "LINK_MAX_CHARS",
-                     "LINK_MAX_VALUES", "SOFT_EVIDENCE_FLOOR", "MAX_NETWORK_BYTES"):
+                     "LINK_MAX_VALUES", "SOFT_EVIDENCE_FLOOR", "MAX_NETWORK_BYTES",
+                     "MAX_NETWORK_STATES", "MAX_NETWORK_TABLE_ENTRIES", "MAX_NETWORK_ENTRIES",
+                     "MAX_NETWORK_CLIQUE_ENTRIES", "NETWORK_ROW_SUM_TOLERANCE"):
             value = getattr(limits, name)
             shown = f"{value:g}" if isinstance(value, float) else f"{value:,}"
             assert shown in text, f"{document} does not state {name} = {shown}"
+            assert name in text, f"{document} does not name {name}"
 
