@@ -23,7 +23,6 @@ import gzip
 import math
 import os
 import re
-import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from calibration.files import open_checked, read_chunks
 from calibration.limits import (
     MAX_NETWORK_BYTES,
     MAX_NETWORK_ENTRIES,
@@ -76,35 +76,18 @@ def network_path(path: Any) -> Path:
     return Path(text)
 
 
-def _refuse_kind(path: Path, mode: int) -> None:
-    if stat.S_ISREG(mode) or stat.S_ISCHR(mode):
-        return
-    kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    raise NetworkFormatError(
-        f"cannot read the network file {quote(str(path))}: it is {kind}; give a .bif or "
-        ".xml file"
-    )
-
-
 def _text(path: Path) -> str:
-    """The file's text, gunzipped if it is gzip, reading at most ``MAX_NETWORK_BYTES`` + 1.
-
-    Only a regular file or a character device is opened (a named pipe would wait forever for
-    a writer): its kind is checked before opening, and again on the open descriptor.
-    """
+    """The file's text, gunzipped if it is gzip, reading at most ``MAX_NETWORK_BYTES`` + 1
+    (only a regular file or a character device is opened: :mod:`calibration.files`)."""
     try:
-        _refuse_kind(path, os.stat(path).st_mode)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        with os.fdopen(fd, "rb") as fh:
-            _refuse_kind(path, os.fstat(fh.fileno()).st_mode)
+        with open_checked(path) as fh:
             magic = fh.read(2)
             if magic == b"\x1f\x8b":
                 fh.seek(0)
                 with gzip.GzipFile(fileobj=fh) as gz:
-                    raw = _read_at_most(gz, MAX_NETWORK_BYTES + 1)
+                    raw = read_chunks(gz, MAX_NETWORK_BYTES + 1)
             else:
-                raw = magic + _read_at_most(fh, MAX_NETWORK_BYTES + 1 - len(magic))
+                raw = magic + read_chunks(fh, MAX_NETWORK_BYTES + 1 - len(magic))
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise NetworkFormatError(
@@ -117,20 +100,6 @@ def _text(path: Path) -> str:
             "network is about 5.5 MB"
         )
     return raw.decode("utf-8", errors="replace")
-
-
-def _read_at_most(fh: Any, limit: int) -> bytes:
-    """Up to ``limit`` bytes, a megabyte at a time (``read(limit)`` would reserve the whole
-    limit up front, even for a file of a few bytes)."""
-    chunks: list[bytes] = []
-    got = 0
-    while got < limit:
-        chunk = fh.read(min(1 << 20, limit - got))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _strip_comments(text: str) -> str:
