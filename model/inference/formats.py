@@ -375,9 +375,10 @@ def _cycle(parents: Mapping[Any, Sequence[Any]]) -> list[Any]:
     left = {n for n, k in waiting.items() if k > 0}
     if not left:
         return []
-    # every node left has a parent left: walk up until a node repeats
+    # every node left has a parent left: walk up until a node repeats (from the first such
+    # node in declaration order, so the message is the same on every run)
     walk, seen = [], {}
-    v = next(iter(left))
+    v = next(n for n in parents if n in left)
     while v not in seen:
         seen[v] = len(walk)
         walk.append(v)
