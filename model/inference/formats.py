@@ -408,7 +408,7 @@ def _cycle(parents: Mapping[Any, Sequence[Any]]) -> list[Any]:
         return []
     # every node left has a parent left: walk up until a node repeats
     walk, seen = [], {}
-    v = next(iter(left))
+    v = next(n for n in parents if n in left)  # the first in file order: the same every run
     while v not in seen:
         seen[v] = len(walk)
         walk.append(v)
