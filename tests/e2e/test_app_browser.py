@@ -66,6 +66,8 @@ def ready(page) -> None:
     page.get_by_role("heading", name="3 · What's likely and what to do").wait_for()
     page.locator(".st-key-results").wait_for(state="attached")
     page.locator(".st-key-warning_signs").wait_for(state="attached")
+    # the results stream in; the report button comes after all of them (red flag or not)
+    page.locator(".st-key-results").get_by_text("Download report (Markdown)").wait_for()
 
 
 def percent_in(page, key: str) -> int:
