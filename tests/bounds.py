@@ -6,7 +6,9 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -50,3 +52,19 @@ def result_or_refusal(call: Callable[[], Any], *, seconds: float = 2.0,
     assert elapsed < seconds, f"took {elapsed:.2f} s"
     assert grew < megabytes, f"peak memory grew by {grew:.0f} MB"
     return outcome
+
+
+@contextmanager
+def bounded_block(seconds: float, megabytes: float) -> Iterator[None]:
+    """Fail if the block took more than ``seconds`` or its Python heap (numpy arrays
+    included) peaked above ``megabytes``: the limit tests' fixture, one definition."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.2f} s"
+    assert peak < megabytes * 2**20, f"peak {peak / 2**20:.0f} MB"

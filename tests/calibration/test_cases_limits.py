@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import io
 import time
-import tracemalloc
 from pathlib import Path
 
 import pytest
+from bounds import bounded_block
 
 import model
 from calibration import limits
@@ -32,14 +32,8 @@ def bounded():
     """Fail if the block took more than 3 s or more than 160 MB of Python heap at its peak
     (the input is at the size limit; before the limits the worst of these took 69-115 s and
     2.9-3.1 GB)."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    yield
-    elapsed = time.perf_counter() - start
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert elapsed < 3.0, f"took {elapsed:.2f} s"
-    assert peak < 160 * 2**20, f"peak {peak / 2**20:.0f} MB"
+    with bounded_block(3.0, 160):
+        yield
 
 
 @pytest.mark.parametrize(("data", "needle"), [

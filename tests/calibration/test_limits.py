@@ -3,11 +3,10 @@ gives a CalibrationError naming it; probabilities below the floor are refused.""
 
 from __future__ import annotations
 
-import time
-import tracemalloc
 from pathlib import Path
 
 import pytest
+from bounds import bounded_block
 
 import model
 from calibration import limits
@@ -36,14 +35,8 @@ def refused(text: str, needle: str) -> CalibrationError:
 @pytest.fixture
 def bounded():
     """Fail the test if it took more than 2 s or allocated more than 64 MB (Python heap)."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    yield
-    elapsed = time.perf_counter() - start
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert elapsed < 2.0, f"took {elapsed:.2f} s"
-    assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MB"
+    with bounded_block(2.0, 64):
+        yield
 
 
 # ---- reading --------------------------------------------------------------------------------

@@ -5,14 +5,12 @@ problem an attacker review found, and a property over any BIF text)."""
 from __future__ import annotations
 
 import os
-import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from bounds import result_or_refusal, untrusted
+from bounds import bounded_block, result_or_refusal, untrusted
 from hypothesis import given
 from hypothesis import strategies as st
 from networks import bnlearn_networks
@@ -28,14 +26,8 @@ from model.inference.formats import NetworkFormatError
 def bounded():
     """Fail the test if it took more than 2 s or allocated more than 64 MB (Python heap and
     numpy arrays)."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    yield
-    elapsed = time.perf_counter() - start
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert elapsed < 2.0, f"took {elapsed:.2f} s"
-    assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MB"
+    with bounded_block(2.0, 64):
+        yield
 
 
 def var(name: str, card: int = 2) -> str:
