@@ -75,7 +75,7 @@ from calibration.limits import (
     MAX_CASE_ROWS,
 )
 from calibration.store import Case, NewCase
-from model.errors import QUOTE_LIMIT, CaseImportError, UsageError, quote
+from model.errors import CaseImportError, UsageError, cut, quote
 
 __all__ = [
     "CASE_ID_COLUMN",
@@ -279,11 +279,6 @@ class CaseFile:
         if self.broken:
             raise CaseImportError(self.problems, total=self.problem_total)
         return list(self.cases)
-
-
-def _cut(text: str, limit: int = QUOTE_LIMIT) -> str:
-    """A cell or header from the file as a message quotes it: cut short when long."""
-    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
 def read_case_file(
@@ -537,7 +532,7 @@ def _header_kinds(
             continue
         if name in seen:
             problems.append(
-                f'{where}: column "{_cut(name)}" appears more than once '
+                f'{where}: column "{cut(name)}" appears more than once '
                 f"(also column {_column_letter(seen[name])})"
             )
             continue
@@ -554,7 +549,7 @@ def _header_kinds(
             hint = difflib.get_close_matches(name, allowed, n=1) if len(name) <= 100 else []
             suggestion = f' (did you mean "{hint[0]}"?)' if hint else ""
             problems.append(
-                f'{where}: unknown column "{_cut(name)}"{suggestion}; allowed columns: '
+                f'{where}: unknown column "{cut(name)}"{suggestion}; allowed columns: '
                 + ", ".join(allowed)
             )
     if not any(kind in ("evidence", "cause", "outcome") for kind, _ in kinds.values()):
@@ -677,8 +672,8 @@ def _validate(
                 bad = usable & np.isin(codes, bad_values)
                 problems.add(np.flatnonzero(bad), lambda i, j=j, values=values, states=states,
                              codes=codes: (
-                    f'row {numbers[i]}, column "{_cut(header[j])}": unknown state '
-                    f'"{_cut(values[codes[i]])}"; allowed: {", ".join(states)} (or leave the '
+                    f'row {numbers[i]}, column "{cut(header[j])}": unknown state '
+                    f'"{cut(values[codes[i]])}"; allowed: {", ".join(states)} (or leave the '
                     "cell empty if unknown)"))
             # codes into the node's states, so that values are the states themselves
             remap = np.asarray([index.get(v, -1) for v in values] + [-1], dtype=np.int64)
@@ -697,7 +692,7 @@ def _validate(
             if code in first_row_with_id:
                 problems.add(np.array([i]), lambda i, code=code: (
                     f'row {numbers[i]}, column "{CASE_ID_COLUMN}": duplicate case_id '
-                    f'"{_cut(id_col.values[code])}" (first used in row {first_row_with_id[code]})'))
+                    f'"{cut(id_col.values[code])}" (first used in row {first_row_with_id[code]})'))
             else:
                 first_row_with_id[code] = int(numbers[i])
 

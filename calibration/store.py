@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.files import read_at_most
-from model.errors import NotFoundError, StoreBusyError, StoreError, quote
+from model.errors import NotFoundError, StoreBusyError, StoreError, named
 
 __all__ = [
     "APPLICATION_ID",
@@ -246,16 +246,10 @@ def active_version_if_any(path: str | os.PathLike[str] | None = None) -> Calibra
         if not target.exists():
             return None
     except (OSError, ValueError) as exc:  # a path the system cannot take
-        raise StoreError(f"cannot use {_shown(target)} as the store: "
+        raise StoreError(f"cannot use {named(str(target), 200)} as the store: "
                          f"{getattr(exc, 'strerror', None) or exc}") from None
     with Store(target) as store:
         return store.active_version()
-
-
-def _shown(path: Path) -> str:
-    """A store path as messages show it: whole when short and printable, else cut short."""
-    text = str(path)
-    return text if len(text) <= 200 and text.isprintable() else quote(text)
 
 
 def _now() -> str:
@@ -476,13 +470,13 @@ class Store:
 
     def _refuse(self, why: str) -> StoreError:
         return StoreError(
-            f"{_shown(self._path)} {why}; it was left untouched. "
+            f"{named(str(self._path), 200)} {why}; it was left untouched. "
             "Point knowpain at another file (--store PATH or KNOWPAIN_HOME)."
         )
 
     def _check_header(self) -> None:
         """Refuse foreign or corrupt files using plain file I/O, before SQLite touches them."""
-        shown = _shown(self._path)
+        shown = named(str(self._path), 200)
         try:
             header = read_at_most(self._path, _HEADER_SIZE - 1)
         except FileNotFoundError:

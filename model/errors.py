@@ -51,10 +51,20 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
 LINE_LIMIT = 600
 
 
+def cut(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters with a count of the whole, for text quoted
+    inside a message (a CSV cell, a problem line)."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
+def named(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """A name or path as a message shows it: as it is when short and printable, else
+    :func:`quote`d (cut short, control characters visible)."""
+    return text if len(text) <= limit and text.isprintable() else quote(text, limit)
+
+
 def _line(problem: str) -> str:
-    if len(problem) <= LINE_LIMIT:
-        return problem
-    return f"{problem[: LINE_LIMIT - 1]}… ({len(problem):,} characters)"
+    return cut(problem, LINE_LIMIT)
 
 
 def listing(names: Iterable[object], limit: int = LIST_LIMIT) -> str:
@@ -107,8 +117,7 @@ class CalibrationError(InputError):
         lines = "\n".join(f"  - {_line(p)}" for p in shown)
         if len(self.problems) > len(shown):
             lines += f"\n  - ... and {len(self.problems) - len(shown)} more problem(s)"
-        named = source if len(source) <= QUOTE_LIMIT and source.isprintable() else quote(source)
-        super().__init__(f"{named} has {len(self.problems)} problem(s):\n{lines}")
+        super().__init__(f"{named(source)} has {len(self.problems)} problem(s):\n{lines}")
 
 
 class CaseImportError(InputError):
